@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, including the tests that need real programs
+# (Debian's graphite-carbon, carbon-c-relay, Python's whisper). Installs
+# those packages first when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v carbon-c-relay >/dev/null || need+=(carbon-c-relay)
+/usr/bin/python3 -c 'import carbon.hashing' 2>/dev/null || need+=(graphite-carbon)
+/usr/bin/python3 -c 'import whisper' 2>/dev/null || need+=(python3-whisper)
+[ -x /usr/bin/carbon-cache ] || need+=(graphite-carbon)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo test --all-targets -- --include-ignored

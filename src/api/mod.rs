@@ -1,0 +1,88 @@
+//! Stage 9, **api**: the admin HTTP port. Today it serves Prometheus text at
+//! `/metrics`; the Seyren-compatible API and the web UI will join it here.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::Reject;
+use crate::relay::Relay;
+use crate::stats::DropReason;
+
+/// State behind the admin routes.
+#[derive(Clone)]
+struct AdminState {
+    relay: Arc<Relay>,
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+/// Serves the admin port until cancelled.
+pub async fn serve(listener: tokio::net::TcpListener, relay: Arc<Relay>, token: CancellationToken) {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let state = AdminState {
+        relay,
+        recorder: Arc::new(recorder),
+        handle,
+    };
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(addr = ?addr, "Admin HTTP listening.");
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(token.cancelled_owned())
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "Admin HTTP server failed.");
+    }
+}
+
+/// Copies the relay's counters into a private `metrics` recorder and
+/// renders it, so Prometheus and the carbon self-metrics read one source.
+async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
+    metrics::with_local_recorder(&*s.recorder, || {
+        let st = &s.relay.stats;
+        metrics::counter!("carbonwatch_metrics_received_total").absolute(st.received.load(Relaxed));
+        for r in Reject::ALL {
+            metrics::counter!("carbonwatch_rejected_total", "reason" => r.as_str())
+                .absolute(st.rejected(r));
+        }
+        for d in DropReason::ALL {
+            metrics::counter!("carbonwatch_dropped_total", "reason" => d.as_str())
+                .absolute(st.dropped(d));
+        }
+        metrics::counter!("carbonwatch_connections_total").absolute(st.connections.load(Relaxed));
+        metrics::counter!("carbonwatch_disconnects_total").absolute(st.disconnects.load(Relaxed));
+        metrics::counter!("carbonwatch_connections_refused_total")
+            .absolute(st.connections_refused.load(Relaxed));
+        for d in s.relay.destinations() {
+            let dest = d.spec.address();
+            let ds = &d.stats;
+            metrics::counter!("carbonwatch_destination_sent_total", "destination" => dest.clone())
+                .absolute(ds.sent_lines.load(Relaxed));
+            metrics::counter!("carbonwatch_destination_requeued_total", "destination" => dest.clone()).absolute(ds.requeued_lines.load(Relaxed));
+            metrics::counter!("carbonwatch_destination_dropped_total", "destination" => dest.clone()).absolute(ds.dropped_lines.load(Relaxed));
+            metrics::counter!("carbonwatch_destination_failures_total", "destination" => dest.clone()).absolute(ds.failures.load(Relaxed));
+            metrics::gauge!("carbonwatch_destination_queued_lines", "destination" => dest.clone())
+                .set(d.queue.lines() as f64);
+            metrics::gauge!("carbonwatch_destination_queued_bytes", "destination" => dest.clone())
+                .set(d.queue.bytes() as f64);
+            metrics::gauge!("carbonwatch_destination_up", "destination" => dest)
+                .set(if d.is_healthy() { 1.0 } else { 0.0 });
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.handle.render(),
+    )
+}

@@ -1,0 +1,188 @@
+//! Wiring: binds every socket of a [`Config`], starts the stages, reloads on
+//! request and shuts down in order (stop accepting, let connections flush,
+//! drain destination queues within the grace period, report the rest).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ConfigError};
+use crate::listen::{ListenCtx, PickleTcpListener, PlaintextTcpListener, PlaintextUdpListener};
+use crate::relay::{selfmetrics, Relay};
+use crate::stats::Stats;
+
+/// Why carbonwatch could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A socket could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A running carbonwatch.
+#[derive(Debug)]
+pub struct App {
+    /// Bound plaintext TCP address.
+    pub plaintext_tcp: Option<SocketAddr>,
+    /// Bound plaintext UDP address.
+    pub plaintext_udp: Option<SocketAddr>,
+    /// Bound pickle TCP address.
+    pub pickle_tcp: Option<SocketAddr>,
+    /// Bound admin HTTP address.
+    pub admin: Option<SocketAddr>,
+    /// The relay, for inspection.
+    pub relay: Arc<Relay>,
+    config: Config,
+    listeners: CancellationToken,
+    background: CancellationToken,
+    tasks: TaskTracker,
+    connections: TaskTracker,
+}
+
+/// What shutdown achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Lines still queued when the grace period ended.
+    pub undelivered: u64,
+}
+
+fn bind_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> StartError {
+    move |source| StartError::Bind { what, addr, source }
+}
+
+impl App {
+    /// Binds and starts everything `config` enables.
+    pub async fn start(config: Config) -> Result<App, StartError> {
+        let stats = Arc::new(Stats::default());
+        let relay = Relay::start(&config, stats);
+        let ctx = ListenCtx::new(relay.clone(), config.listen.clone());
+        let (listeners, background) = (CancellationToken::new(), CancellationToken::new());
+        let tasks = TaskTracker::new();
+        let mut app = App {
+            plaintext_tcp: None,
+            plaintext_udp: None,
+            pickle_tcp: None,
+            admin: None,
+            relay: relay.clone(),
+            connections: ctx.tasks.clone(),
+            config: config.clone(),
+            listeners: listeners.clone(),
+            background: background.clone(),
+            tasks: tasks.clone(),
+        };
+        if let Some(addr) = config.plaintext_tcp {
+            let l = PlaintextTcpListener::bind(addr, "plaintext_tcp")
+                .await
+                .map_err(bind_err("plaintext_tcp", addr))?;
+            app.plaintext_tcp = l.local_addr().ok();
+            tasks.spawn(l.run(ctx.clone(), listeners.clone()));
+        }
+        if let Some(addr) = config.plaintext_udp {
+            let l = PlaintextUdpListener::bind(addr)
+                .await
+                .map_err(bind_err("plaintext_udp", addr))?;
+            app.plaintext_udp = l.local_addr().ok();
+            tasks.spawn(l.run(ctx.clone(), listeners.clone()));
+        }
+        if let Some(addr) = config.pickle_tcp {
+            let l = PickleTcpListener::bind(addr, "pickle_tcp")
+                .await
+                .map_err(bind_err("pickle_tcp", addr))?;
+            app.pickle_tcp = l.local_addr().ok();
+            tasks.spawn(l.run(ctx.clone(), listeners.clone()));
+        }
+        if let Some(addr) = config.admin {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(bind_err("admin", addr))?;
+            app.admin = l.local_addr().ok();
+            tasks.spawn(crate::api::serve(l, relay.clone(), background.clone()));
+        }
+        if config.stats.enabled {
+            tasks.spawn(selfmetrics::run(
+                relay.clone(),
+                config.stats.clone(),
+                background.clone(),
+            ));
+        }
+        Ok(app)
+    }
+
+    /// Re-reads the config file and installs its routes and clusters.
+    /// Listener addresses and limits need a restart; a change to them is
+    /// logged and otherwise ignored.
+    pub fn reload(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let new = Config::load(path)?;
+        let moved = new.plaintext_tcp != self.config.plaintext_tcp
+            || new.plaintext_udp != self.config.plaintext_udp
+            || new.pickle_tcp != self.config.pickle_tcp
+            || new.admin != self.config.admin;
+        if moved {
+            tracing::warn!("Listener addresses changed; they take effect at the next restart.");
+        }
+        self.relay.reload(&new);
+        tracing::info!(
+            rules = new.router.rules.len(),
+            destinations = new.router.destinations.len(),
+            "Config reloaded."
+        );
+        self.config = new;
+        Ok(())
+    }
+
+    /// Stops accepting, lets connections flush, drains queues for up to
+    /// `shutdown_timeout_secs`, and reports what could not be delivered.
+    pub async fn shutdown(self) -> ShutdownReport {
+        self.listeners.cancel();
+        self.connections.close();
+        self.connections.wait().await;
+        let grace = Duration::from_secs(self.config.relay.shutdown_timeout_secs);
+        let undelivered = self.relay.shutdown(grace).await;
+        self.background.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        if undelivered > 0 {
+            tracing::error!(undelivered, "Shut down with undelivered metrics.");
+        } else {
+            tracing::info!("Shut down; every queued metric was delivered.");
+        }
+        ShutdownReport { undelivered }
+    }
+}
+
+/// Runs until SIGTERM or SIGINT; SIGHUP reloads `path`.
+pub async fn run(path: &Path) -> Result<ShutdownReport, StartError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let config = Config::load(path)?;
+    let mut app = App::start(config).await?;
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                if let Err(e) = app.reload(path) {
+                    tracing::error!(error = %e, "Reload refused; keeping the running config.");
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("Shutting down.");
+    Ok(app.shutdown().await)
+}

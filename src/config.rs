@@ -1,0 +1,673 @@
+//! The TOML config: a raw serde tree ([`RawConfig`]) that mirrors the file,
+//! and [`Config`], the validated form that holds a built [`Router`].
+//!
+//! Every problem is reported with the file, the line and the key; semantic
+//! checks (unknown cluster names, bad globs, duplicate ring keys) are all
+//! collected, not just the first.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::route::hash::Node;
+use crate::route::{
+    self, Cluster, ClusterType, DestinationSpec, Glob, Matcher, Protocol, Router, Rule,
+};
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {key}: {message}")]
+pub struct ConfigIssue {
+    /// The config file.
+    pub file: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// The key, as `table.key` or `cluster[2].type`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {file}: {source}")]
+    Read {
+        /// The path.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file has problems; each names its line and key.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigIssue>),
+}
+
+/// What a destination queue does when it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Stop reading from TCP clients until there is room (UDP datagrams
+    /// that find no room are dropped and counted).
+    #[default]
+    Block,
+    /// Make room by discarding the oldest queued lines, counted.
+    DropOldest,
+}
+
+/// `[listen]`: the carbon ports.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// Plaintext over TCP; `""` disables it.
+    pub plaintext_tcp: Spanned<String>,
+    /// Plaintext over UDP; `""` disables it.
+    pub plaintext_udp: Spanned<String>,
+    /// Pickle over TCP; `""` disables it.
+    pub pickle_tcp: Spanned<String>,
+    /// Upper bound on open TCP client connections across listeners;
+    /// protects file descriptors and memory from a connection storm.
+    pub max_connections: usize,
+    /// Close a TCP client that sent nothing for this long; reclaims
+    /// connections of clients that vanished without a FIN. 0 disables.
+    pub idle_timeout_secs: u64,
+    /// Longest accepted plaintext line (carbon's is 16384); caps the
+    /// memory one client can make a connection buffer grow to.
+    pub max_line_bytes: usize,
+    /// Largest accepted pickle frame (carbon's is 1 MiB); caps the memory
+    /// and decode work of one frame.
+    pub max_pickle_frame_bytes: usize,
+    /// Largest UDP datagram read; longer ones are truncated by the kernel,
+    /// detected, and dropped whole.
+    pub max_datagram_bytes: usize,
+    /// Rewrite tagged names into carbon's normalised form before routing.
+    pub normalize_tags: bool,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            plaintext_tcp: Spanned::new(0..0, "0.0.0.0:2003".into()),
+            plaintext_udp: Spanned::new(0..0, "0.0.0.0:2003".into()),
+            pickle_tcp: Spanned::new(0..0, "0.0.0.0:2004".into()),
+            max_connections: 4096,
+            idle_timeout_secs: 600,
+            max_line_bytes: 16384,
+            max_pickle_frame_bytes: 1 << 20,
+            max_datagram_bytes: 65535,
+            normalize_tags: false,
+        }
+    }
+}
+
+/// `[admin]`: the HTTP port for `/metrics` (and later the API and UI).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address to listen on; `""` disables the admin port.
+    pub listen: Spanned<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: Spanned::new(0..0, "127.0.0.1:8080".into()),
+        }
+    }
+}
+
+/// `[relay]`: destination queues and connections, for every destination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Queue bound per destination in lines: the backpressure point.
+    pub queue_max_lines: usize,
+    /// Queue bound per destination in bytes; with `queue_max_lines`, caps
+    /// resident memory at about destinations × this.
+    pub queue_max_bytes: usize,
+    /// Policy when a destination queue is full.
+    pub when_full: WhenFull,
+    /// Largest write to a destination; bounds one syscall's buffer.
+    pub max_write_bytes: usize,
+    /// TCP connections per destination, each with its own writer, for
+    /// destinations that one connection cannot saturate.
+    pub connections_per_destination: usize,
+    /// Give up a connect attempt after this long.
+    pub connect_timeout_secs: u64,
+    /// First reconnect delay; doubles per failure.
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay, so a long outage is retried at this pace.
+    pub reconnect_max_ms: u64,
+    /// A write that makes no progress this long marks the connection dead,
+    /// so a stalled backend is noticed.
+    pub write_timeout_secs: u64,
+    /// Points per pickle frame towards pickle destinations (carbon: 500).
+    pub pickle_max_points: usize,
+    /// On SIGTERM, how long to keep delivering queued data before giving
+    /// up and reporting what was not delivered.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            queue_max_lines: 1_000_000,
+            queue_max_bytes: 64 << 20,
+            when_full: WhenFull::Block,
+            max_write_bytes: 256 << 10,
+            connections_per_destination: 1,
+            connect_timeout_secs: 5,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 5_000,
+            write_timeout_secs: 30,
+            pickle_max_points: 500,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[stats]`: carbon-style self-metrics sent into the stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsConfig {
+    /// Whether self-metrics are sent at all.
+    pub enabled: bool,
+    /// Seconds between reports.
+    pub interval_secs: u64,
+    /// Name prefix; `{host}` becomes the host name with `.` as `_`.
+    pub prefix: String,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            enabled: true,
+            interval_secs: 60,
+            prefix: "carbon.relays.{host}".into(),
+        }
+    }
+}
+
+/// A `[[cluster]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// Name referenced by routes.
+    pub name: Spanned<String>,
+    /// Cluster type.
+    #[serde(rename = "type")]
+    pub kind: Spanned<ClusterType>,
+    /// Copies per metric for the hashing types.
+    #[serde(default = "one")]
+    pub replication: usize,
+    /// Python rings only: never put two replicas on one host.
+    #[serde(default = "yes")]
+    pub diverse_replicas: bool,
+    /// Wire protocol to every member.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Members as `host:port[:instance]`.
+    #[serde(default)]
+    pub destinations: Vec<Spanned<String>>,
+}
+
+/// A `[[route]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Graphite glob to match (`"*"` matches everything).
+    #[serde(rename = "match")]
+    pub glob: Option<Spanned<String>>,
+    /// Regular expression to match, unanchored.
+    pub regex: Option<Spanned<String>>,
+    /// Literal prefix to match.
+    pub prefix: Option<Spanned<String>>,
+    /// With `regex`: replacement for the name, `\1` or `${1}` for groups.
+    pub rewrite: Option<Spanned<String>>,
+    /// Cluster names to send to.
+    #[serde(default)]
+    pub to: Vec<Spanned<String>>,
+    /// Stop at this rule when it matches.
+    #[serde(default)]
+    pub stop: bool,
+}
+
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+/// The file as written.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[listen]`.
+    #[serde(default)]
+    pub listen: ListenConfig,
+    /// `[admin]`.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// `[relay]`.
+    #[serde(default)]
+    pub relay: RelayConfig,
+    /// `[stats]`.
+    #[serde(default)]
+    pub stats: StatsConfig,
+    /// `[[cluster]]`.
+    #[serde(default)]
+    pub cluster: Vec<RawCluster>,
+    /// `[[route]]`.
+    #[serde(default)]
+    pub route: Vec<RawRoute>,
+}
+
+/// A validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// Plaintext TCP address, if enabled.
+    pub plaintext_tcp: Option<SocketAddr>,
+    /// Plaintext UDP address, if enabled.
+    pub plaintext_udp: Option<SocketAddr>,
+    /// Pickle TCP address, if enabled.
+    pub pickle_tcp: Option<SocketAddr>,
+    /// Admin HTTP address, if enabled.
+    pub admin: Option<SocketAddr>,
+    /// The rest of `[listen]`.
+    pub listen: ListenConfig,
+    /// `[relay]`.
+    pub relay: RelayConfig,
+    /// `[stats]`.
+    pub stats: StatsConfig,
+    /// The routing table.
+    pub router: Router,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            ConfigError::Invalid(vec![ConfigIssue {
+                file: file.clone(),
+                line: line_of(text, span.start),
+                key: key_at(text, span.start),
+                message: e.message().to_string(),
+            }])
+        })?;
+        let mut v = Validator {
+            text,
+            file,
+            issues: Vec::new(),
+        };
+        let config = v.build(raw, path);
+        if v.issues.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(v.issues))
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The dotted key at a byte offset, found from the nearest table header
+/// above it and the `key =` on its line.
+fn key_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or_default();
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.starts_with('['));
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .chain(std::iter::once(line))
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').to_string());
+    match (table, key) {
+        (Some(t), Some(k)) => format!("{t}.{k}"),
+        (Some(t), None) => t,
+        (None, Some(k)) => k.to_string(),
+        (None, None) => "(top level)".into(),
+    }
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    file: String,
+    issues: Vec<ConfigIssue>,
+}
+
+impl Validator<'_> {
+    fn issue<T>(&mut self, at: &Spanned<T>, key: impl Into<String>, message: impl Into<String>) {
+        self.issues.push(ConfigIssue {
+            file: self.file.clone(),
+            line: line_of(self.text, at.span().start),
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn addr(&mut self, s: &Spanned<String>, key: &str) -> Option<SocketAddr> {
+        if s.get_ref().is_empty() {
+            return None;
+        }
+        match s.get_ref().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                self.issue(
+                    s,
+                    key,
+                    format!("{:?} is not an ip:port address: {e}", s.get_ref()),
+                );
+                None
+            }
+        }
+    }
+
+    fn build(&mut self, raw: RawConfig, path: &Path) -> Config {
+        let plaintext_tcp = self.addr(&raw.listen.plaintext_tcp, "listen.plaintext_tcp");
+        let plaintext_udp = self.addr(&raw.listen.plaintext_udp, "listen.plaintext_udp");
+        let pickle_tcp = self.addr(&raw.listen.pickle_tcp, "listen.pickle_tcp");
+        let admin = self.addr(&raw.admin.listen, "admin.listen");
+        let router = self.router(&raw.cluster, &raw.route);
+        Config {
+            path: path.to_path_buf(),
+            plaintext_tcp,
+            plaintext_udp,
+            pickle_tcp,
+            admin,
+            listen: raw.listen,
+            relay: raw.relay,
+            stats: raw.stats,
+            router,
+        }
+    }
+
+    fn router(&mut self, clusters: &[RawCluster], routes: &[RawRoute]) -> Router {
+        let mut router = Router::default();
+        for (ci, c) in clusters.iter().enumerate() {
+            let key = |k: &str| format!("cluster[{ci}].{k}");
+            if router.clusters.iter().any(|x| x.name == *c.name.get_ref()) {
+                self.issue(
+                    &c.name,
+                    key("name"),
+                    format!("cluster {:?} is defined twice", c.name.get_ref()),
+                );
+            }
+            let (mut nodes, mut members) = (Vec::new(), Vec::new());
+            for d in &c.destinations {
+                match route::parse_destination(d.get_ref()) {
+                    Ok((host, port, instance)) => {
+                        let spec = DestinationSpec {
+                            host: host.clone(),
+                            port,
+                            protocol: c.protocol,
+                        };
+                        let id = match router.destinations.iter().position(|x| *x == spec) {
+                            Some(id) => id,
+                            None => {
+                                router.destinations.push(spec);
+                                router.destinations.len() - 1
+                            }
+                        };
+                        nodes.push(Node {
+                            host,
+                            port,
+                            instance,
+                        });
+                        members.push(id);
+                    }
+                    Err(e) => self.issue(d, key("destinations"), e),
+                }
+            }
+            if c.replication == 0 {
+                self.issue(
+                    &c.name,
+                    key("replication"),
+                    "replication must be at least 1",
+                );
+            }
+            let kind = *c.kind.get_ref();
+            match Cluster::new(
+                c.name.get_ref().clone(),
+                kind,
+                c.replication,
+                c.diverse_replicas,
+                &nodes,
+                members,
+            ) {
+                Ok(cluster) => router.clusters.push(cluster),
+                Err(e) => {
+                    self.issue(&c.kind, key("destinations"), e);
+                    // Keep indices aligned so later errors still resolve names.
+                    let placeholder = Cluster::new(
+                        c.name.get_ref().clone(),
+                        ClusterType::Blackhole,
+                        1,
+                        true,
+                        &[],
+                        vec![],
+                    );
+                    router
+                        .clusters
+                        .push(placeholder.expect("a blackhole always builds"));
+                }
+            }
+        }
+        for (ri, r) in routes.iter().enumerate() {
+            if let Some(rule) = self.rule(ri, r, &router) {
+                router.rules.push(rule);
+            }
+        }
+        router
+    }
+
+    fn rule(&mut self, ri: usize, r: &RawRoute, router: &Router) -> Option<Rule> {
+        let key = |k: &str| format!("route[{ri}].{k}");
+        let matcher = match (&r.glob, &r.regex, &r.prefix) {
+            (Some(g), None, None) if g.get_ref() == "*" => Matcher::All,
+            (Some(g), None, None) => match Glob::new(g.get_ref()) {
+                Ok(glob) => Matcher::Glob(glob),
+                Err(e) => return self.fail(g, key("match"), e.to_string()),
+            },
+            (None, Some(re), None) => match Regex::new(re.get_ref()) {
+                Ok(regex) => Matcher::Regex(regex),
+                Err(e) => return self.fail(re, key("regex"), e.to_string()),
+            },
+            (None, None, Some(p)) => Matcher::Prefix(p.get_ref().clone()),
+            _ => {
+                let at = r
+                    .glob
+                    .as_ref()
+                    .or(r.regex.as_ref())
+                    .or(r.prefix.as_ref())
+                    .or(r.to.first());
+                let message = "give exactly one of match, regex or prefix";
+                match at {
+                    Some(at) => self.issue(at, key("match"), message),
+                    None => self.issues.push(ConfigIssue {
+                        file: self.file.clone(),
+                        line: 0,
+                        key: key("match"),
+                        message: message.into(),
+                    }),
+                }
+                return None;
+            }
+        };
+        let rewrite = match (&r.rewrite, &matcher) {
+            (None, _) => None,
+            (Some(rw), Matcher::Regex(re)) => Some((re.clone(), backrefs_to_dollar(rw.get_ref()))),
+            (Some(rw), _) => return self.fail(rw, key("rewrite"), "rewrite needs a regex rule"),
+        };
+        let mut to = Vec::new();
+        for name in &r.to {
+            match router
+                .clusters
+                .iter()
+                .position(|c| c.name == *name.get_ref())
+            {
+                Some(i) => to.push(i),
+                None => self.issue(
+                    name,
+                    key("to"),
+                    format!("no cluster named {:?}", name.get_ref()),
+                ),
+            }
+        }
+        Some(Rule {
+            matcher,
+            rewrite,
+            to,
+            stop: r.stop,
+        })
+    }
+
+    fn fail<T, U>(
+        &mut self,
+        at: &Spanned<T>,
+        key: String,
+        message: impl Into<String>,
+    ) -> Option<U> {
+        self.issue(at, key, message);
+        None
+    }
+}
+
+/// Turns carbon-c-relay style `\1` references into the regex crate's `${1}`.
+fn backrefs_to_dollar(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some(d)) if d.is_ascii_digit() => {
+                out.push_str(&format!("${{{d}}}"));
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("t.toml"))
+    }
+
+    fn issues(text: &str) -> Vec<String> {
+        match parse(text) {
+            Err(ConfigError::Invalid(v)) => v.iter().map(ToString::to_string).collect(),
+            other => panic!("expected errors, got {other:?}"),
+        }
+    }
+
+    const GOOD: &str = r#"
+[listen]
+plaintext_tcp = "127.0.0.1:2003"
+
+[[cluster]]
+name = "graphite"
+type = "carbon_ch"
+destinations = ["127.0.0.1:2103:a", "127.0.0.1:2203:b"]
+
+[[route]]
+match = "*"
+to = ["graphite"]
+stop = true
+"#;
+
+    #[test]
+    fn a_good_config_builds_a_router() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.router.destinations.len(), 2);
+        assert_eq!(c.plaintext_tcp, Some("127.0.0.1:2003".parse().unwrap()));
+        assert_eq!(c.relay.queue_max_lines, 1_000_000);
+    }
+
+    #[test]
+    fn type_errors_name_file_line_and_key() {
+        let bad = GOOD.replace("type = \"carbon_ch\"", "type = \"carbon_chh\"");
+        let got = issues(&bad);
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].starts_with("t.toml:7: cluster.type: unknown variant `carbon_chh`"),
+            "{}",
+            got[0]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let got = issues("[relay]\nqueue_max_line = 5\n");
+        assert!(
+            got[0].starts_with("t.toml:2: relay.queue_max_line: unknown field"),
+            "{}",
+            got[0]
+        );
+    }
+
+    #[test]
+    fn every_semantic_error_is_reported() {
+        let bad = GOOD
+            .replace("\"127.0.0.1:2203:b\"", "\"127.0.0.1:nope\"")
+            .replace("to = [\"graphite\"]", "to = [\"graphit\"]")
+            .replace(
+                "plaintext_tcp = \"127.0.0.1:2003\"",
+                "plaintext_tcp = \"2003\"",
+            );
+        let got = issues(&bad);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(
+            got[0].starts_with("t.toml:3: listen.plaintext_tcp:"),
+            "{}",
+            got[0]
+        );
+        assert!(
+            got[1].starts_with("t.toml:8: cluster[0].destinations:"),
+            "{}",
+            got[1]
+        );
+        assert!(
+            got[2].starts_with("t.toml:12: route[0].to: no cluster named \"graphit\""),
+            "{}",
+            got[2]
+        );
+    }
+
+    #[test]
+    fn backreferences() {
+        assert_eq!(backrefs_to_dollar(r"new.\1.\2"), "new.${1}.${2}");
+    }
+}

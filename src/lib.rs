@@ -1,0 +1,33 @@
+//! carbonwatch: a Graphite-protocol streaming proxy with inline alerting.
+//!
+//! # Crate map, in the order data flows
+//!
+//! | stage | module | what it does |
+//! |---|---|---|
+//! | 1 | [`listen`] | carbon plaintext (TCP, UDP) and pickle ports; limits; backpressure |
+//! | 2 | [`codec`] | lines and pickle frames to [`codec::Metric`], with carbon's rules |
+//! | 3 | [`route`] | rules, clusters, bit-exact carbon and carbon-c-relay hashing |
+//! | 4 | [`relay`] | per-destination bounded queues, writers, self-metrics |
+//! | 9 | [`api`] | the admin HTTP port (`/metrics`) |
+//!
+//! Around them: [`config`] (the TOML file), [`stats`] (shared counters),
+//! [`app`] (wiring, reload, shutdown) and [`bench`] (the load generator).
+//! Stages 5-8 (`alert`, `poll`, `notify`, `store`) are planned; see README.
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod app;
+pub mod bench;
+pub mod codec;
+pub mod config;
+pub mod listen;
+pub mod relay;
+pub mod route;
+pub mod stats;
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

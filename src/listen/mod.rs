@@ -1,0 +1,75 @@
+//! Stage 1, **listen**: the carbon ports.
+//!
+//! Every listener has the same shape: `bind(addr)`, `local_addr()`, and
+//! `run(ctx, token)`, which serves until the token is cancelled and then
+//! lets each connection flush what it read. TCP listeners share one
+//! connection loop and differ only in their [`tcp::Decoder`]: plaintext
+//! lines or pickle frames. A rejected line is counted by reason and a
+//! rate-limited sample logged; the connection and the other lines in the
+//! same read carry on.
+
+pub mod pickle;
+pub mod plaintext;
+pub mod tcp;
+pub mod udp;
+
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use crate::codec::Reject;
+use crate::config::ListenConfig;
+use crate::relay::Relay;
+
+pub use pickle::PickleTcpListener;
+pub use plaintext::PlaintextTcpListener;
+pub use udp::PlaintextUdpListener;
+
+/// What every listener needs.
+#[derive(Debug, Clone)]
+pub struct ListenCtx {
+    /// Where metrics go.
+    pub relay: Arc<Relay>,
+    /// `[listen]` limits.
+    pub limits: ListenConfig,
+    /// Permits for `max_connections`, shared by the TCP listeners.
+    pub connections: Arc<Semaphore>,
+    /// Connection tasks, so shutdown can wait for their final flush.
+    pub tasks: TaskTracker,
+    /// Rate limit for logging samples of rejected input.
+    pub sampler: Arc<RejectSampler>,
+}
+
+impl ListenCtx {
+    /// A context for `relay` with `limits`.
+    pub fn new(relay: Arc<Relay>, limits: ListenConfig) -> Self {
+        ListenCtx {
+            relay,
+            connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            limits,
+            tasks: TaskTracker::new(),
+            sampler: Arc::new(RejectSampler::default()),
+        }
+    }
+}
+
+/// Logs at most one rejected input per second, process-wide; the counters
+/// carry the totals.
+#[derive(Debug, Default)]
+pub struct RejectSampler {
+    last_second: AtomicI64,
+}
+
+impl RejectSampler {
+    /// Logs `input` if no sample was logged this second.
+    pub fn sample(&self, peer: &str, reason: Reject, input: &[u8]) {
+        let now = crate::unix_now();
+        if self.last_second.swap(now, Relaxed) == now {
+            return;
+        }
+        let shown = String::from_utf8_lossy(&input[..input.len().min(200)]).into_owned();
+        tracing::warn!(peer, reason = reason.as_str(), input = ?shown, "Rejected input (sampled; see carbonwatch_rejected_total).");
+    }
+}

@@ -1,0 +1,155 @@
+//! The TCP connection loop shared by the plaintext and pickle listeners.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener as TokioListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ListenConfig;
+use crate::listen::{ListenCtx, RejectSampler};
+use crate::relay::Dispatcher;
+
+/// Read buffer growth step; one read fills up to this much.
+const READ_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Turns a byte stream into dispatched metrics.
+pub trait Decoder: Send + 'static {
+    /// A decoder for one connection.
+    fn new(limits: &ListenConfig) -> Self;
+
+    /// Consumes complete units (lines, frames) from the front of `buf`.
+    /// Returns true if it stopped early because a batch is ready to flush;
+    /// the caller flushes and calls again.
+    fn decode(
+        &mut self,
+        buf: &mut BytesMut,
+        out: &mut Dispatcher,
+        now: i64,
+        peer: &str,
+        sampler: &RejectSampler,
+    ) -> bool;
+
+    /// Called at end of stream with what is left in `buf`.
+    fn finish(&mut self, buf: &mut BytesMut, out: &mut Dispatcher);
+}
+
+/// A TCP listener for one protocol.
+#[derive(Debug)]
+pub struct TcpListener<D> {
+    listener: TokioListener,
+    name: &'static str,
+    decoder: PhantomData<fn() -> D>,
+}
+
+impl<D: Decoder> TcpListener<D> {
+    /// Binds `addr` (port 0 picks a free port). `name` labels logs.
+    pub async fn bind(addr: SocketAddr, name: &'static str) -> std::io::Result<Self> {
+        let listener = TokioListener::bind(addr).await?;
+        Ok(TcpListener {
+            listener,
+            name,
+            decoder: PhantomData,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts until cancelled; each connection runs as a tracked task.
+    pub async fn run(self, ctx: ListenCtx, token: CancellationToken) {
+        let addr = self.local_addr().ok();
+        tracing::info!(listener = self.name, addr = ?addr, "Listening.");
+        loop {
+            let accepted = tokio::select! {
+                _ = token.cancelled() => break,
+                a = self.listener.accept() => a,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(listener = self.name, error = %e, "Accept failed.");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let stats = &ctx.relay.stats;
+            let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
+                stats.connections_refused.fetch_add(1, Relaxed);
+                tracing::warn!(listener = self.name, %peer, "max_connections reached; connection refused.");
+                continue;
+            };
+            stats.connections.fetch_add(1, Relaxed);
+            let (ctx2, token2) = (ctx.clone(), token.clone());
+            ctx.tasks.spawn(async move {
+                serve::<D>(stream, peer, &ctx2, token2).await;
+                ctx2.relay.stats.disconnects.fetch_add(1, Relaxed);
+                drop(permit);
+            });
+        }
+    }
+}
+
+async fn serve<D: Decoder>(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &ListenCtx,
+    token: CancellationToken,
+) {
+    let peer_s = peer.to_string();
+    let mut decoder = D::new(&ctx.limits);
+    let mut dispatcher = ctx.relay.dispatcher();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let idle = match ctx.limits.idle_timeout_secs {
+        0 => Duration::MAX,
+        s => Duration::from_secs(s),
+    };
+    loop {
+        if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 4 {
+            buf.reserve(READ_CHUNK_BYTES);
+        }
+        let read = tokio::select! {
+            _ = token.cancelled() => break,
+            r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => r,
+        };
+        match read {
+            Ok(Ok(0)) => {
+                decoder.finish(&mut buf, &mut dispatcher);
+                break;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %peer_s, error = %e, "Read failed; closing.");
+                break;
+            }
+            Err(_) => {
+                tracing::debug!(peer = %peer_s, "Idle timeout; closing.");
+                break;
+            }
+        }
+        let now = crate::unix_now();
+        dispatcher.refresh();
+        loop {
+            let more = decoder.decode(&mut buf, &mut dispatcher, now, &peer_s, &ctx.sampler);
+            tokio::select! {
+                // A shutdown while blocked on a full queue must not hang.
+                _ = token.cancelled() => break,
+                _ = dispatcher.flush() => {}
+            }
+            if !more || token.is_cancelled() {
+                break;
+            }
+        }
+        if token.is_cancelled() {
+            break;
+        }
+    }
+    dispatcher.flush_final();
+}

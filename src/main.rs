@@ -1,0 +1,131 @@
+//! The `carbonwatch` command: parses arguments and calls the library.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "A Graphite-protocol streaming proxy with inline alerting"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Run {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file and report every problem with file, line and key.
+    CheckConfig {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Read metric names (or whole carbon lines) on stdin and print where each would go.
+    Route {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Send a generated load through a relay and count what reaches the sinks.
+    Bench {
+        /// The relay's plaintext TCP address.
+        #[arg(long)]
+        target: SocketAddr,
+        /// An address the relay forwards to; give it once per destination.
+        #[arg(long, required = true)]
+        sink: Vec<SocketAddr>,
+        /// Client connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Lines to send in total.
+        #[arg(long, default_value_t = 10_000_000)]
+        lines: u64,
+        /// Distinct metric names per connection.
+        #[arg(long, default_value_t = 10_000)]
+        names: usize,
+        /// Seconds without progress before declaring the rest lost.
+        #[arg(long, default_value_t = 3)]
+        settle_secs: u64,
+        /// Report this process's peak resident memory.
+        #[arg(long)]
+        watch_pid: Option<u32>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::CheckConfig { config } => {
+            carbonwatch::config::Config::load(&config)?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }
+        Command::Route { config } => {
+            let config = carbonwatch::config::Config::load(&config)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            for line in std::io::stdin().lock().lines() {
+                let line = line?;
+                let Some(name) = line.split_whitespace().next() else {
+                    continue;
+                };
+                writeln!(out, "{}", config.router.explain(name))?;
+            }
+            Ok(())
+        }
+        Command::Run { config } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(carbonwatch::app::run(&config))?;
+            if report.undelivered > 0 {
+                anyhow::bail!(
+                    "{} metrics could not be delivered before shutdown",
+                    report.undelivered
+                );
+            }
+            Ok(())
+        }
+        Command::Bench {
+            target,
+            sink,
+            connections,
+            lines,
+            names,
+            settle_secs,
+            watch_pid,
+        } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let opts = carbonwatch::bench::BenchOptions {
+                target,
+                sinks: sink,
+                connections: connections.max(1),
+                lines,
+                names: names.max(1),
+                settle: Duration::from_secs(settle_secs),
+                watch_pid,
+            };
+            let report = rt
+                .block_on(carbonwatch::bench::run(opts))
+                .context("benchmark failed")?;
+            println!("{report}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! One destination: its queue, its counters, and the writer tasks that move
+//! batches from the queue to a TCP connection.
+//!
+//! A writer connects (with exponential backoff), takes batches, coalesces
+//! them up to `max_write_bytes`, and writes them with one `write_all`. A
+//! failed write puts the batches back at the head of the queue and
+//! reconnects, so data is delivered at least once; the lines re-sent are
+//! counted in `requeued_lines`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::{line, pickle};
+use crate::config::RelayConfig;
+use crate::relay::queue::{Batch, BatchQueue};
+use crate::route::{DestinationSpec, Protocol};
+
+/// Counters of one destination.
+#[derive(Debug, Default)]
+pub struct DestinationStats {
+    /// Lines written to the socket.
+    pub sent_lines: AtomicU64,
+    /// Lines put back after a failed write (and so possibly sent twice).
+    pub requeued_lines: AtomicU64,
+    /// Lines dropped for this destination, any reason.
+    pub dropped_lines: AtomicU64,
+    /// Successful connects.
+    pub connects: AtomicU64,
+    /// Failed connects and broken connections.
+    pub failures: AtomicU64,
+}
+
+/// A destination with its queue.
+#[derive(Debug)]
+pub struct Destination {
+    /// Where it is.
+    pub spec: DestinationSpec,
+    /// Its bounded queue.
+    pub queue: BatchQueue,
+    /// Its counters.
+    pub stats: DestinationStats,
+    /// Cleared while the destination cannot be reached, so `any_of` and
+    /// `failover` clusters route around it.
+    healthy: AtomicBool,
+    /// Cancelled to stop its writers at once (end of the shutdown grace
+    /// period, or removal on reload after draining).
+    stop: CancellationToken,
+}
+
+impl Destination {
+    /// A destination with an empty queue sized by `cfg`.
+    pub fn new(spec: DestinationSpec, cfg: &RelayConfig) -> Self {
+        Destination {
+            spec,
+            queue: BatchQueue::new(cfg.queue_max_lines, cfg.queue_max_bytes),
+            stats: DestinationStats::default(),
+            healthy: AtomicBool::new(true),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// Whether it is taking data.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Relaxed)
+    }
+
+    /// Stops its writers without waiting for the queue to drain.
+    pub fn abort(&self) {
+        self.stop.cancel();
+    }
+
+    /// Writes the queue to the destination until the queue is closed and
+    /// drained, or [`Destination::abort`] is called.
+    pub async fn run_writer(self: Arc<Self>, cfg: RelayConfig) {
+        let addr = self.spec.address();
+        let mut backoff = Duration::from_millis(cfg.reconnect_min_ms);
+        let max_backoff = Duration::from_millis(cfg.reconnect_max_ms.max(cfg.reconnect_min_ms));
+        loop {
+            let connect = tokio::time::timeout(
+                Duration::from_secs(cfg.connect_timeout_secs),
+                TcpStream::connect(&addr),
+            );
+            let stream = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                r = connect => r,
+            };
+            let mut stream = match stream {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    self.fail(&addr, &e.to_string());
+                    if self.wait(backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(max_backoff);
+                    continue;
+                }
+                Err(_) => {
+                    self.fail(&addr, "connect timed out");
+                    if self.wait(backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(max_backoff);
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            self.healthy.store(true, Relaxed);
+            self.stats.connects.fetch_add(1, Relaxed);
+            backoff = Duration::from_millis(cfg.reconnect_min_ms);
+            tracing::info!(destination = %addr, "Connected.");
+            match self.pump(&mut stream, &cfg).await {
+                Pump::Done => {
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+                Pump::Broken(e) => self.fail(&addr, &e),
+            }
+        }
+    }
+
+    /// Sleeps for a backoff; true when stopped meanwhile.
+    async fn wait(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.stop.cancelled() => true,
+            _ = tokio::time::sleep(d) => self.stop.is_cancelled(),
+        }
+    }
+
+    fn fail(&self, addr: &str, why: &str) {
+        self.healthy.store(false, Relaxed);
+        let n = self.stats.failures.fetch_add(1, Relaxed);
+        // Log the first failure and then every 100th, not every retry.
+        if n % 100 == 0 {
+            tracing::warn!(destination = %addr, error = %why, failures = n + 1, "Destination unreachable; retrying.");
+        }
+    }
+
+    async fn pump(&self, stream: &mut TcpStream, cfg: &RelayConfig) -> Pump {
+        let mut out = BytesMut::with_capacity(cfg.max_write_bytes);
+        let mut taken: Vec<Batch> = Vec::new();
+        let mut encoder = pickle::Encoder::new(cfg.pickle_max_points);
+        let write_timeout = Duration::from_secs(cfg.write_timeout_secs.max(1));
+        loop {
+            let first = tokio::select! {
+                _ = self.stop.cancelled() => return Pump::Done,
+                b = self.queue.pop() => b,
+            };
+            let Some(first) = first else {
+                return Pump::Done;
+            };
+            let mut bytes = first.data.len();
+            taken.push(first);
+            while bytes < cfg.max_write_bytes {
+                match self.queue.try_pop() {
+                    Some(b) => {
+                        bytes += b.data.len();
+                        taken.push(b);
+                    }
+                    None => break,
+                }
+            }
+            out.clear();
+            let payload = match self.spec.protocol {
+                Protocol::Plaintext if taken.len() == 1 => taken[0].data.clone(),
+                Protocol::Plaintext => {
+                    taken.iter().for_each(|b| out.extend_from_slice(&b.data));
+                    out.split().freeze()
+                }
+                Protocol::Pickle => {
+                    taken
+                        .iter()
+                        .for_each(|b| encode_pickle(&b.data, &mut encoder, &mut out));
+                    encoder.finish(&mut out);
+                    out.split().freeze()
+                }
+            };
+            let write = tokio::time::timeout(write_timeout, stream.write_all(&payload));
+            let result = tokio::select! {
+                // On abort the batches in hand stay undelivered: put them
+                // back so the final count includes them.
+                _ = self.stop.cancelled() => Err("stopped".to_string()),
+                r = write => match r {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("write timed out".to_string()),
+                },
+            };
+            match result {
+                Ok(()) => {
+                    let lines: u64 = taken.iter().map(|b| u64::from(b.lines)).sum();
+                    self.stats.sent_lines.fetch_add(lines, Relaxed);
+                    taken.clear();
+                }
+                Err(e) => {
+                    for b in taken.drain(..).rev() {
+                        self.stats
+                            .requeued_lines
+                            .fetch_add(u64::from(b.lines), Relaxed);
+                        self.queue.push_front(b);
+                    }
+                    if self.stop.is_cancelled() {
+                        return Pump::Done;
+                    }
+                    return Pump::Broken(e);
+                }
+            }
+        }
+    }
+}
+
+enum Pump {
+    Done,
+    Broken(String),
+}
+
+/// Re-encodes canonical lines as pickle points.
+fn encode_pickle(lines: &[u8], enc: &mut pickle::Encoder, out: &mut BytesMut) {
+    let opts = line::ParseOptions {
+        normalize_tags: false,
+        now: 0,
+    };
+    for l in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        // Queued lines were produced by our own formatter, so they parse.
+        if let Ok(m) = line::parse_line(l, &opts) {
+            enc.push(&m.name, m.timestamp, m.value, out);
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Stage 4, **relay**: from routed metrics to destination sockets.
+//!
+//! * [`Dispatcher`]: owned by one connection (or the UDP loop); routes each
+//!   metric and appends its line to a pending batch per destination, then
+//!   flushes batches into the destination queues.
+//! * [`queue`]: the bounded queue per destination; waiting on it is the
+//!   backpressure that pauses reading from TCP clients.
+//! * [`destination`]: writer tasks, reconnects, plaintext or pickle.
+//! * [`selfmetrics`]: carbon-style self-metrics sent through the router.
+//!
+//! The routing [`Table`] is swapped atomically on reload; destinations whose
+//! address and protocol did not change keep their queue and connections.
+
+pub mod destination;
+pub mod queue;
+pub mod selfmetrics;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::BytesMut;
+use tokio_util::task::TaskTracker;
+
+use crate::codec::Metric;
+use crate::config::{Config, RelayConfig, WhenFull};
+use crate::route::{DestinationSpec, Router, Routes};
+use crate::stats::{DropReason, LocalCounts, Stats};
+pub use destination::Destination;
+pub use queue::{Batch, BatchQueue};
+
+/// A pending batch is handed to its queue once it reaches this size, so a
+/// large read does not build one huge batch.
+const FLUSH_BATCH_BYTES: usize = 64 * 1024;
+
+/// A router together with the destinations its ids point at.
+#[derive(Debug)]
+pub struct Table {
+    /// The rules and clusters.
+    pub router: Router,
+    /// `dests[id]` for every destination id the router returns.
+    pub dests: Vec<Arc<Destination>>,
+}
+
+/// The relay: the current table, every destination and their writers.
+#[derive(Debug)]
+pub struct Relay {
+    table: ArcSwap<Table>,
+    /// Shared counters.
+    pub stats: Arc<Stats>,
+    relay_cfg: Mutex<RelayConfig>,
+    /// Destinations removed by a reload, still draining.
+    retired: Mutex<Vec<Arc<Destination>>>,
+    writers: TaskTracker,
+}
+
+impl Relay {
+    /// Builds destinations for `config` and starts their writers.
+    pub fn start(config: &Config, stats: Arc<Stats>) -> Arc<Relay> {
+        let relay = Arc::new(Relay {
+            table: ArcSwap::from_pointee(Table {
+                router: Router::default(),
+                dests: Vec::new(),
+            }),
+            stats,
+            relay_cfg: Mutex::new(config.relay.clone()),
+            retired: Mutex::new(Vec::new()),
+            writers: TaskTracker::new(),
+        });
+        relay.reload(config);
+        relay
+    }
+
+    /// The current table.
+    pub fn table(&self) -> Arc<Table> {
+        self.table.load_full()
+    }
+
+    /// Every live destination.
+    pub fn destinations(&self) -> Vec<Arc<Destination>> {
+        self.table().dests.clone()
+    }
+
+    /// Installs the routes and clusters of `config`. Destinations that keep
+    /// their address and protocol keep their queue and connections; new
+    /// ones start; removed ones drain what they hold and stop.
+    pub fn reload(&self, config: &Config) {
+        let old = self.table();
+        let mut by_spec: HashMap<DestinationSpec, Arc<Destination>> = old
+            .dests
+            .iter()
+            .map(|d| (d.spec.clone(), d.clone()))
+            .collect();
+        *self.relay_cfg.lock().unwrap_or_else(|p| p.into_inner()) = config.relay.clone();
+        let mut dests = Vec::with_capacity(config.router.destinations.len());
+        for spec in &config.router.destinations {
+            let dest = match by_spec.remove(spec) {
+                Some(d) => d,
+                None => {
+                    let d = Arc::new(Destination::new(spec.clone(), &config.relay));
+                    for _ in 0..config.relay.connections_per_destination.max(1) {
+                        self.writers
+                            .spawn(d.clone().run_writer(config.relay.clone()));
+                    }
+                    d
+                }
+            };
+            dests.push(dest);
+        }
+        self.table.store(Arc::new(Table {
+            router: config.router.clone(),
+            dests,
+        }));
+        for (_, gone) in by_spec {
+            tracing::info!(destination = %gone.spec.address(), queued = gone.queue.lines(), "Destination removed; draining its queue.");
+            gone.queue.close();
+            self.retired
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(gone);
+        }
+    }
+
+    /// A dispatcher for one input connection.
+    pub fn dispatcher(self: &Arc<Self>) -> Dispatcher {
+        let table = self.table();
+        let when_full = self
+            .relay_cfg
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .when_full;
+        Dispatcher {
+            relay: self.clone(),
+            pending: vec![(BytesMut::new(), 0); table.dests.len()],
+            table,
+            routes: Routes::default(),
+            scratch: BytesMut::new(),
+            when_full,
+            counts: LocalCounts::default(),
+        }
+    }
+
+    /// Closes every queue and lets writers deliver for up to `grace`; then
+    /// stops them. Returns the lines that could not be delivered, which are
+    /// also counted as `shutdown_undelivered`.
+    pub async fn shutdown(&self, grace: Duration) -> u64 {
+        let table = self.table();
+        let retired = self
+            .retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let all: Vec<_> = table.dests.iter().chain(retired.iter()).cloned().collect();
+        all.iter().for_each(|d| d.queue.close());
+        self.writers.close();
+        if tokio::time::timeout(grace, self.writers.wait())
+            .await
+            .is_err()
+        {
+            all.iter().for_each(|d| d.abort());
+            self.writers.wait().await;
+        }
+        let mut undelivered = 0;
+        for d in &all {
+            let n = d.queue.clear();
+            if n > 0 {
+                d.stats
+                    .dropped_lines
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(destination = %d.spec.address(), lines = n, "Undelivered at shutdown.");
+            }
+            undelivered += n;
+        }
+        self.stats
+            .add_drop(DropReason::ShutdownUndelivered, undelivered);
+        undelivered
+    }
+}
+
+/// Routes metrics and batches their lines per destination. One per
+/// connection, so the hot path takes no lock.
+#[derive(Debug)]
+pub struct Dispatcher {
+    relay: Arc<Relay>,
+    table: Arc<Table>,
+    /// Lines waiting for each destination of `table`, with their count.
+    pending: Vec<(BytesMut, u32)>,
+    routes: Routes,
+    scratch: BytesMut,
+    when_full: WhenFull,
+    /// Counts since the last flush.
+    pub counts: LocalCounts,
+}
+
+impl Dispatcher {
+    /// Routes one metric. Returns true when a pending batch is large enough
+    /// that the caller should flush.
+    pub fn dispatch(&mut self, m: &Metric<'_>) -> bool {
+        self.counts.received += 1;
+        let table = &self.table;
+        let healthy = |d: usize| table.dests[d].is_healthy();
+        self.table.router.route(&m.name, &healthy, &mut self.routes);
+        if self.routes.targets.is_empty() {
+            let reason = if self.routes.blackholed {
+                DropReason::Blackholed
+            } else {
+                DropReason::Unroutable
+            };
+            self.counts.dropped[reason as usize] += 1;
+            return false;
+        }
+        let mut full = false;
+        if let [(dest, None)] = self.routes.targets[..] {
+            let (buf, n) = &mut self.pending[dest];
+            m.write_line(buf);
+            *n += 1;
+            return buf.len() >= FLUSH_BATCH_BYTES;
+        }
+        // Several targets: format each distinct name once.
+        let mut last_name: Option<Option<usize>> = None;
+        for &(dest, name) in &self.routes.targets {
+            if last_name != Some(name) {
+                self.scratch.clear();
+                match name {
+                    None => m.write_line(&mut self.scratch),
+                    Some(i) => m
+                        .renamed(&self.routes.names[i])
+                        .write_line(&mut self.scratch),
+                }
+                last_name = Some(name);
+            }
+            let (buf, n) = &mut self.pending[dest];
+            buf.extend_from_slice(&self.scratch);
+            *n += 1;
+            full |= buf.len() >= FLUSH_BATCH_BYTES;
+        }
+        full
+    }
+
+    fn take_batches(&mut self) -> impl Iterator<Item = (usize, Batch)> + '_ {
+        self.pending
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, (_, n))| *n > 0)
+            .map(|(i, (buf, n))| {
+                let b = Batch {
+                    data: buf.split().freeze(),
+                    lines: *n,
+                };
+                *n = 0;
+                (i, b)
+            })
+    }
+
+    /// Hands pending batches to their queues, waiting for room under the
+    /// `block` policy: the TCP reader calls this, so a full queue pauses it.
+    pub async fn flush(&mut self) {
+        let batches: Vec<_> = self.take_batches().collect();
+        for (i, b) in batches {
+            let dest = self.table.dests[i].clone();
+            match self.when_full {
+                WhenFull::Block => dest.queue.push(b).await,
+                WhenFull::DropOldest => self.evict_into(&dest, b),
+            }
+        }
+        self.finish_flush();
+    }
+
+    /// Hands pending batches to their queues without waiting; a batch that
+    /// finds no room is dropped and counted (the UDP listener's policy).
+    pub fn flush_nowait(&mut self) {
+        let batches: Vec<_> = self.take_batches().collect();
+        for (i, b) in batches {
+            let dest = self.table.dests[i].clone();
+            match self.when_full {
+                WhenFull::Block => {
+                    if let Err(b) = dest.queue.try_push(b) {
+                        let n = u64::from(b.lines);
+                        self.counts.dropped[DropReason::QueueFullUdp as usize] += n;
+                        dest.stats
+                            .dropped_lines
+                            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                WhenFull::DropOldest => self.evict_into(&dest, b),
+            }
+        }
+        self.finish_flush();
+    }
+
+    /// The last flush of a closing connection: never waits, never drops.
+    pub fn flush_final(&mut self) {
+        let batches: Vec<_> = self.take_batches().collect();
+        for (i, b) in batches {
+            self.table.dests[i].queue.push_overflow(b);
+        }
+        self.finish_flush();
+    }
+
+    fn evict_into(&mut self, dest: &Destination, b: Batch) {
+        let evicted = dest.queue.push_evicting(b);
+        if evicted > 0 {
+            self.counts.dropped[DropReason::DropOldest as usize] += evicted;
+            dest.stats
+                .dropped_lines
+                .fetch_add(evicted, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Publishes counts and picks up a reloaded table.
+    fn finish_flush(&mut self) {
+        self.counts.flush_into(&self.relay.stats);
+        self.refresh();
+    }
+
+    /// Switches to a reloaded table. Listeners call this before each read's
+    /// lines, so a reload applies from the next read on; it only switches
+    /// with nothing pending, since pending ids belong to the old table.
+    pub fn refresh(&mut self) {
+        let current = self.relay.table.load();
+        if !Arc::ptr_eq(&current, &self.table) && self.pending.iter().all(|(_, n)| *n == 0) {
+            self.table = current.clone();
+            self.pending = vec![(BytesMut::new(), 0); self.table.dests.len()];
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Stage 3, **route**: decides where each metric goes.
+//!
+//! A [`Router`] is built from the config and swapped whole on reload. It
+//! holds ordered rules; each rule matches a name by glob, regex or prefix,
+//! may rewrite it (for this and later rules), sends it to clusters, and may
+//! stop the walk. Clusters pick destinations by their type (see
+//! [`cluster`]), and the consistent hashes are bit-identical to carbon's and
+//! carbon-c-relay's (see [`hash`]).
+
+pub mod cluster;
+pub mod glob;
+pub mod hash;
+
+use std::borrow::Cow;
+
+use regex::Regex;
+
+pub use cluster::{Cluster, ClusterType};
+pub use glob::Glob;
+
+/// Index of a destination in [`Router::destinations`].
+pub type DestId = usize;
+
+/// The wire protocol towards a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// `name value timestamp\n` lines.
+    #[default]
+    Plaintext,
+    /// Length-prefixed protocol-2 pickle frames.
+    Pickle,
+}
+
+/// Where a destination is, as written in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DestinationSpec {
+    /// Host name or address, without IPv6 brackets.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Wire protocol.
+    pub protocol: Protocol,
+}
+
+impl DestinationSpec {
+    /// `host:port`, bracketing IPv6 addresses.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// How a rule recognises a name.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// `match = "*"`: everything, without looking.
+    All,
+    /// A Graphite glob.
+    Glob(Glob),
+    /// An unanchored regular expression.
+    Regex(Regex),
+    /// A literal prefix.
+    Prefix(String),
+}
+
+impl Matcher {
+    fn is_match(&self, name: &str) -> bool {
+        match self {
+            Matcher::All => true,
+            Matcher::Glob(g) => g.is_match(name),
+            Matcher::Regex(r) => r.is_match(name),
+            Matcher::Prefix(p) => name.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// One routing rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// What names it applies to.
+    pub matcher: Matcher,
+    /// Rename matching metrics: the regex (the rule's own for `regex` rules)
+    /// and its replacement with `${1}`-style references.
+    pub rewrite: Option<(Regex, String)>,
+    /// Indices into [`Router::clusters`].
+    pub to: Vec<usize>,
+    /// Whether matching ends the walk.
+    pub stop: bool,
+}
+
+/// The output of [`Router::route`] for one metric, reused across metrics.
+#[derive(Debug, Default)]
+pub struct Routes {
+    /// Each destination with the name to send: `None` for the name as
+    /// received, or an index into `names` for a rewritten one.
+    pub targets: Vec<(DestId, Option<usize>)>,
+    /// Rewritten names.
+    pub names: Vec<String>,
+    /// Whether a blackhole cluster took the metric.
+    pub blackholed: bool,
+    /// When `explain` is set: `(cluster, member)` for each target, in
+    /// order, for `carbonwatch route`.
+    pub explained: Vec<(usize, usize)>,
+    /// Record `explained` (off on the hot path).
+    pub explain: bool,
+    picked: Vec<usize>,
+}
+
+impl Routes {
+    fn clear(&mut self) {
+        self.targets.clear();
+        self.names.clear();
+        self.explained.clear();
+        self.blackholed = false;
+    }
+}
+
+/// The routing table: rules, clusters and the destinations they use.
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    /// Rules in config order.
+    pub rules: Vec<Rule>,
+    /// Clusters referenced by the rules.
+    pub clusters: Vec<Cluster>,
+    /// Every destination any cluster uses, each once.
+    pub destinations: Vec<DestinationSpec>,
+}
+
+impl Router {
+    /// Routes one metric name. `healthy` reports whether a destination is
+    /// taking data, for `any_of` and `failover`.
+    pub fn route(&self, name: &str, healthy: &dyn Fn(DestId) -> bool, out: &mut Routes) {
+        out.clear();
+        let mut current: Cow<'_, str> = Cow::Borrowed(name);
+        let mut name_ref: Option<usize> = None;
+        for rule in &self.rules {
+            if !rule.matcher.is_match(&current) {
+                continue;
+            }
+            if let Some((re, replacement)) = &rule.rewrite {
+                let renamed = re.replace(&current, replacement.as_str()).into_owned();
+                if renamed != current {
+                    out.names.push(renamed.clone());
+                    name_ref = Some(out.names.len() - 1);
+                    current = Cow::Owned(renamed);
+                }
+            }
+            for &c in &rule.to {
+                let cluster = &self.clusters[c];
+                if cluster.is_blackhole() {
+                    out.blackholed = true;
+                    continue;
+                }
+                out.picked.clear();
+                cluster.select(&current, healthy, &mut out.picked);
+                for &m in &out.picked {
+                    let d = cluster.member(m);
+                    if !out.targets.contains(&(d, name_ref)) {
+                        out.targets.push((d, name_ref));
+                        if out.explain {
+                            out.explained.push((c, m));
+                        }
+                    }
+                }
+            }
+            if rule.stop || rule.to.iter().any(|&c| self.clusters[c].is_blackhole()) {
+                break;
+            }
+        }
+    }
+}
+
+/// The key carbon-c-relay hashes for a metric: the name before the first
+/// `;`, cleansed the way its dispatcher cleanses names (bytes outside
+/// `[A-Za-z0-9._:#-]` become `_`, runs of dots collapse, outer dots go).
+/// For the ordinary names of live traffic this is the name itself.
+pub fn crelay_key(name: &str) -> Cow<'_, [u8]> {
+    let bare = name.split(';').next().unwrap_or_default().as_bytes();
+    let allowed =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'#');
+    let clean = bare.iter().all(|&b| allowed(b))
+        && !bare.starts_with(b".")
+        && !bare.ends_with(b".")
+        && !bare.windows(2).any(|w| w == b"..");
+    if clean {
+        return Cow::Borrowed(bare);
+    }
+    let mut out = Vec::with_capacity(bare.len());
+    for &b in bare {
+        if b == b'.' {
+            if out.is_empty() || out.last() == Some(&b'.') {
+                continue;
+            }
+            out.push(b'.');
+        } else {
+            out.push(if allowed(b) { b } else { b'_' });
+        }
+    }
+    while out.last() == Some(&b'.') {
+        out.pop();
+    }
+    Cow::Owned(out)
+}
+
+impl Router {
+    /// `carbonwatch route`: the name, then each destination as
+    /// `host:port` or `host:port:instance`, in the order chosen.
+    pub fn explain(&self, name: &str) -> String {
+        let mut routes = Routes {
+            explain: true,
+            ..Routes::default()
+        };
+        self.route(name, &|_| true, &mut routes);
+        let mut line = name.to_string();
+        for &(c, m) in &routes.explained {
+            let cluster = &self.clusters[c];
+            line.push(' ');
+            line.push_str(&self.destinations[cluster.member(m)].address());
+            if let Some(i) = cluster.instance(m) {
+                line.push(':');
+                line.push_str(i);
+            }
+        }
+        line
+    }
+}
+
+/// Parses `host:port[:instance]` as carbon's `parseDestination` does,
+/// including `[v6addr]:port[:instance]`.
+pub fn parse_destination(s: &str) -> Result<(String, u16, Option<String>), String> {
+    let s = s.trim();
+    let (host, rest) = if let Some(stripped) = s.strip_prefix('[') {
+        let close = stripped
+            .rfind("]:")
+            .ok_or_else(|| format!("{s:?}: expected [address]:port"))?;
+        (&stripped[..close], &stripped[close + 2..])
+    } else {
+        s.split_once(':')
+            .ok_or_else(|| format!("{s:?}: expected host:port[:instance]"))?
+    };
+    let (port, instance) = match rest.split_once(':') {
+        Some((p, i)) => (p, Some(i.to_string())),
+        None => (rest, None),
+    };
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("{s:?}: port {port:?} is not a number from 0 to 65535"))?;
+    if host.is_empty() {
+        return Err(format!("{s:?}: empty host"));
+    }
+    Ok((host.to_string(), port, instance.filter(|i| !i.is_empty())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crelay_key_cuts_tags_and_cleanses() {
+        assert_eq!(&*crelay_key("a.b;t=v"), b"a.b");
+        assert_eq!(&*crelay_key("caf\u{e9}.x"), b"caf__.x");
+        assert_eq!(&*crelay_key(".a..b."), b"a.b");
+        assert!(matches!(crelay_key("plain.name"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn destinations_parse_like_carbon() {
+        assert_eq!(
+            parse_destination("10.0.0.1:2003:a").unwrap(),
+            ("10.0.0.1".into(), 2003, Some("a".into()))
+        );
+        assert_eq!(
+            parse_destination("h:2004").unwrap(),
+            ("h".into(), 2004, None)
+        );
+        assert_eq!(
+            parse_destination("[::1]:2003:x").unwrap(),
+            ("::1".into(), 2003, Some("x".into()))
+        );
+        assert!(parse_destination("nohost").is_err());
+        assert!(parse_destination("h:99999").is_err());
+    }
+
+    fn router(rules: Vec<Rule>, clusters: Vec<Cluster>, n: usize) -> Router {
+        let destinations = (0..n)
+            .map(|i| DestinationSpec {
+                host: format!("d{i}"),
+                port: 1,
+                protocol: Protocol::Plaintext,
+            })
+            .collect();
+        Router {
+            rules,
+            clusters,
+            destinations,
+        }
+    }
+
+    fn forward(name: &str, members: Vec<DestId>) -> Cluster {
+        Cluster::new(name.into(), ClusterType::Forward, 1, true, &[], members).unwrap()
+    }
+
+    #[test]
+    fn rules_walk_rewrite_and_stop() {
+        let re = Regex::new(r"^old\.(.*)$").unwrap();
+        let rules = vec![
+            Rule {
+                matcher: Matcher::Regex(re.clone()),
+                rewrite: Some((re, "new.${1}".into())),
+                to: vec![0],
+                stop: false,
+            },
+            Rule {
+                matcher: Matcher::Prefix("new.".into()),
+                rewrite: None,
+                to: vec![1],
+                stop: true,
+            },
+            Rule {
+                matcher: Matcher::All,
+                rewrite: None,
+                to: vec![0],
+                stop: false,
+            },
+        ];
+        let r = router(rules, vec![forward("a", vec![0]), forward("b", vec![1])], 2);
+        let mut out = Routes::default();
+        r.route("old.x", &|_| true, &mut out);
+        assert_eq!(out.targets, vec![(0, Some(0)), (1, Some(0))]);
+        assert_eq!(out.names, vec!["new.x".to_string()]);
+        r.route("other", &|_| true, &mut out);
+        assert_eq!(out.targets, vec![(0, None)]);
+    }
+
+    #[test]
+    fn failover_and_any_of_skip_unhealthy_members() {
+        let fo = Cluster::new(
+            "f".into(),
+            ClusterType::Failover,
+            1,
+            true,
+            &[],
+            vec![0, 1, 2],
+        )
+        .unwrap();
+        let any =
+            Cluster::new("a".into(), ClusterType::AnyOf, 1, true, &[], vec![0, 1, 2]).unwrap();
+        let mut out = Vec::new();
+        fo.select("m", &|d| d != 0, &mut out);
+        assert_eq!(out, vec![1]);
+        out.clear();
+        any.select("m", &|_| true, &mut out);
+        let usual = out[0];
+        out.clear();
+        any.select("m", &|d| d != usual, &mut out);
+        assert_ne!(out[0], usual);
+    }
+}

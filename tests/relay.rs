@@ -1,0 +1,349 @@
+//! The relay end to end over real sockets: listeners, parsing, routing,
+//! queues, destinations, backpressure, reload and shutdown.
+
+mod common;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use carbonwatch::app::App;
+use carbonwatch::codec::Reject;
+use carbonwatch::stats::DropReason;
+use common::{config, wait_until, Sink};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, UdpSocket};
+
+fn cluster(kind: &str, dests: &[String], extra: &str) -> String {
+    let list: Vec<String> = dests.iter().map(|d| format!("\"{d}\"")).collect();
+    format!(
+        "[[cluster]]\nname = \"c\"\ntype = \"{kind}\"\n{extra}\ndestinations = [{}]\n[[route]]\nmatch = \"*\"\nto = [\"c\"]\nstop = true\n",
+        list.join(", ")
+    )
+}
+
+#[tokio::test]
+async fn plaintext_lines_reach_the_hashed_destination_and_bad_lines_are_counted() {
+    let (a, b) = (Sink::start().await, Sink::start().await);
+    let dests = vec![format!("{}:a", a.addr), format!("{}:b", b.addr)];
+    let cfg = config(&cluster("carbon_ch", &dests, ""));
+    let router = cfg.router.clone();
+    let app = App::start(cfg).await.unwrap();
+    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    let mut input: Vec<u8> = Vec::new();
+    let mut good = Vec::new();
+    for i in 0..2000 {
+        let line = format!("app.server{}.requests {} 1700000000", i % 37, i);
+        input.extend_from_slice(line.as_bytes());
+        input.push(b'\n');
+        good.push(line);
+        if i % 500 == 0 {
+            // Bad lines in the same read must not disturb their neighbours.
+            input.extend_from_slice(
+                b"only.two 1\nbad.value abc 1700000000\nnan.value nan 1700000000\n\xff 1 1\n",
+            );
+        }
+    }
+    s.write_all(&input).await.unwrap();
+    s.write_all(b"partial.line 1 1").await.unwrap();
+    s.shutdown().await.unwrap();
+    wait_until(Duration::from_secs(30), || {
+        a.lines().len() + b.lines().len() >= good.len()
+    })
+    .await;
+    let (la, lb) = (a.lines(), b.lines());
+    assert_eq!(la.len() + lb.len(), good.len());
+    for line in &good {
+        let name = line.split(' ').next().unwrap();
+        let want = router.explain(name);
+        let on_a = la.contains(line);
+        assert!(on_a ^ lb.contains(line), "{line} must land exactly once");
+        assert_eq!(want.ends_with(":a"), on_a, "{line}: router says {want}");
+    }
+    let stats = &app.relay.stats;
+    wait_until(Duration::from_secs(10), || {
+        stats.rejected(Reject::Unterminated) == 1
+    })
+    .await;
+    assert_eq!(stats.received.load(Relaxed), 2000);
+    assert_eq!(stats.rejected(Reject::FieldCount), 4);
+    assert_eq!(stats.rejected(Reject::BadValue), 4);
+    assert_eq!(stats.rejected(Reject::NanValue), 4);
+    assert_eq!(stats.rejected(Reject::NotUtf8), 4);
+    let report = app.shutdown().await;
+    assert_eq!(report.undelivered, 0);
+}
+
+#[tokio::test]
+async fn udp_and_pickle_inputs_are_forwarded() {
+    let sink = Sink::start().await;
+    let app = App::start(config(&cluster("forward", &[sink.addr.to_string()], "")))
+        .await
+        .unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // The last line of a datagram needs no newline, as in carbon.
+    udp.send_to(
+        b"udp.a 1 1700000000\nudp.b 2 1700000000",
+        app.plaintext_udp.unwrap(),
+    )
+    .await
+    .unwrap();
+    // pickle.dumps([('pk.a', (1700000000, 1.5)), ('pk.b', (1700000001, 2))], protocol=2)
+    let frame: &[u8] = b"\x80\x02]q\x00(X\x04\x00\x00\x00pk.aq\x01J\x00\xf1SeG?\xf8\x00\x00\x00\x00\x00\x00\x86q\x02\x86q\x03X\x04\x00\x00\x00pk.bq\x04J\x01\xf1SeK\x02\x86q\x05\x86q\x06e.";
+    let mut p = TcpStream::connect(app.pickle_tcp.unwrap()).await.unwrap();
+    // An oversized frame is skipped, and the stream stays in sync.
+    let junk = vec![b'x'; 2 << 20];
+    p.write_all(&(junk.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    p.write_all(&junk).await.unwrap();
+    p.write_all(&(frame.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    p.write_all(frame).await.unwrap();
+    p.shutdown().await.unwrap();
+    let mut lines = sink.wait_lines(4).await;
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "pk.a 1.5 1700000000",
+            "pk.b 2 1700000001",
+            "udp.a 1 1700000000",
+            "udp.b 2 1700000000"
+        ]
+    );
+    assert_eq!(app.relay.stats.rejected(Reject::BadPickle), 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn pickle_destinations_receive_frames_carbon_can_read() {
+    let sink = Sink::start().await;
+    let app = App::start(config(&cluster(
+        "forward",
+        &[sink.addr.to_string()],
+        "protocol = \"pickle\"",
+    )))
+    .await
+    .unwrap();
+    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    s.write_all(b"a.b 1.25 1700000000\nc;t=v -3 1700000001\n")
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    wait_until(Duration::from_secs(10), || sink.bytes().len() > 4).await;
+    let bytes = sink.bytes();
+    let n = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+    wait_until(Duration::from_secs(10), || sink.bytes().len() >= 4 + n).await;
+    let items =
+        carbonwatch::codec::pickle::decode(&sink.bytes()[4..4 + n], || panic!("bad item")).unwrap();
+    let got: Vec<_> = items
+        .iter()
+        .map(|i| (i.name.as_str(), i.timestamp, i.value))
+        .collect();
+    assert_eq!(
+        got,
+        [("a.b", 1700000000.0, 1.25), ("c;t=v", 1700000001.0, -3.0)]
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_down_destination_applies_backpressure_and_loses_nothing() {
+    // Reserve a port, then free it: the destination is down at first.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let extra = "";
+    let body = cluster("forward", &[addr.to_string()], extra)
+        + "[relay]\nqueue_max_lines = 1000\nreconnect_min_ms = 10\nreconnect_max_ms = 50\n";
+    let app = App::start(config(&body)).await.unwrap();
+    let target = app.plaintext_tcp.unwrap();
+    // Far more than socket buffers hold, so only backpressure can stop it.
+    let total = 400_000usize;
+    let writer = tokio::spawn(async move {
+        let mut s = TcpStream::connect(target).await.unwrap();
+        let mut chunk = String::new();
+        for i in 0..total {
+            chunk.push_str(&format!("bp.m{} {} 1700000000\n", i % 100, i));
+            if chunk.len() > 60_000 {
+                s.write_all(chunk.as_bytes()).await.unwrap();
+                chunk.clear();
+            }
+        }
+        s.write_all(chunk.as_bytes()).await.unwrap();
+        s.shutdown().await.unwrap();
+    });
+    let relay = app.relay.clone();
+    let dest = relay.destinations()[0].clone();
+    wait_until(Duration::from_secs(30), || dest.queue.lines() >= 500).await;
+    // While the destination is down, the relay reads at most the queue
+    // bound plus one read buffer's worth of lines, however long we watch.
+    let bound = 1000 + 256 * 1024 / 20;
+    for _ in 0..20 {
+        assert!(relay.stats.received.load(Relaxed) <= bound as u64);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!writer.is_finished(), "the client must be held back");
+    let sink = Sink::start_at(addr).await;
+    writer.await.unwrap();
+    let lines = sink.wait_lines(total).await;
+    assert_eq!(lines.len(), total);
+    assert_eq!(relay.stats.dropped_total(), 0);
+    assert_eq!(app.shutdown().await.undelivered, 0);
+}
+
+#[tokio::test]
+async fn drop_oldest_counts_every_evicted_line() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let body = cluster("forward", &[addr.to_string()], "")
+        + "[relay]\nqueue_max_lines = 100\nwhen_full = \"drop_oldest\"\nshutdown_timeout_secs = 0\n";
+    let app = App::start(config(&body)).await.unwrap();
+    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    for i in 0..5000 {
+        s.write_all(format!("d.m {i} 1700000000\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    s.shutdown().await.unwrap();
+    let relay = app.relay.clone();
+    wait_until(Duration::from_secs(30), || {
+        relay.stats.received.load(Relaxed) == 5000
+    })
+    .await;
+    let queued = relay.destinations()[0].queue.lines() as u64;
+    let evicted = relay.stats.dropped(DropReason::DropOldest);
+    assert!(evicted > 0);
+    let undelivered = app.shutdown().await.undelivered;
+    // Nothing was delivered, so every line is either evicted or undelivered.
+    assert_eq!(undelivered, queued);
+    assert_eq!(evicted + undelivered, 5000);
+}
+
+#[tokio::test]
+async fn shutdown_drains_reachable_destinations_and_counts_the_rest() {
+    let up = Sink::start().await;
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let body = format!(
+        "[[cluster]]\nname = \"up\"\ntype = \"forward\"\ndestinations = [\"{}\"]\n\
+         [[cluster]]\nname = \"down\"\ntype = \"forward\"\ndestinations = [\"{down}\"]\n\
+         [[route]]\nmatch = \"*\"\nto = [\"up\", \"down\"]\n[relay]\nshutdown_timeout_secs = 1\n",
+        up.addr
+    );
+    let app = App::start(config(&body)).await.unwrap();
+    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    for i in 0..1000 {
+        s.write_all(format!("s.m {i} 1700000000\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    s.shutdown().await.unwrap();
+    let relay = app.relay.clone();
+    wait_until(Duration::from_secs(10), || {
+        relay.stats.received.load(Relaxed) == 1000
+    })
+    .await;
+    let report = app.shutdown().await;
+    assert_eq!(up.lines().len(), 1000);
+    assert_eq!(
+        report.undelivered, 1000,
+        "everything meant for the down destination is reported"
+    );
+    assert_eq!(relay.stats.dropped(DropReason::ShutdownUndelivered), 1000);
+}
+
+#[tokio::test]
+async fn reload_keeps_queued_data_of_unchanged_destinations() {
+    let kept = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let new_sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let head = "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n[stats]\nenabled = false\n";
+    std::fs::write(
+        &path,
+        format!("{head}{}", cluster("forward", &[kept.to_string()], "")),
+    )
+    .unwrap();
+    let mut app = App::start(carbonwatch::config::Config::load(&path).unwrap())
+        .await
+        .unwrap();
+    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    s.write_all(b"r.before 1 1700000000\n").await.unwrap();
+    let relay = app.relay.clone();
+    wait_until(Duration::from_secs(10), || {
+        relay.destinations()[0].queue.lines() == 1
+    })
+    .await;
+    let both = vec![kept.to_string(), new_sink.addr.to_string()];
+    std::fs::write(&path, format!("{head}{}", cluster("forward", &both, ""))).unwrap();
+    app.reload(&path).unwrap();
+    // The same connection keeps flowing, now to both destinations.
+    s.write_all(b"r.after 2 1700000000\n").await.unwrap();
+    assert_eq!(new_sink.wait_lines(1).await, ["r.after 2 1700000000"]);
+    let kept_sink = Sink::start_at(kept).await;
+    assert_eq!(
+        kept_sink.wait_lines(2).await,
+        ["r.before 1 1700000000", "r.after 2 1700000000"]
+    );
+    // A broken config is refused and the running one stays.
+    std::fs::write(&path, "[[route]]\nmatch = \"*\"\nto = [\"nope\"]\n").unwrap();
+    assert!(app.reload(&path).is_err());
+    s.shutdown().await.unwrap();
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_endpoint_reports_counters() {
+    let sink = Sink::start().await;
+    let app = App::start(config(&cluster("forward", &[sink.addr.to_string()], "")))
+        .await
+        .unwrap();
+    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    s.write_all(b"m.x 1 1700000000\nbroken\n").await.unwrap();
+    s.shutdown().await.unwrap();
+    sink.wait_lines(1).await;
+    let admin = app.admin.unwrap();
+    let body = http_get(admin, "/metrics").await;
+    assert!(
+        body.contains("carbonwatch_metrics_received_total 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("carbonwatch_rejected_total{reason=\"field_count\"} 1"),
+        "{body}"
+    );
+    app.shutdown().await;
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
