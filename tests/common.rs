@@ -85,3 +85,125 @@ pub fn config(body: &str) -> carbonwatch::config::Config {
     );
     carbonwatch::config::Config::parse(&text, std::path::Path::new("test.toml")).unwrap()
 }
+
+/// A free TCP port on loopback. The port is released before use, so a
+/// concurrent process could take it; only used for external programs that
+/// cannot bind port 0 and report it.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Debian's carbon-cache, in the foreground, in a private directory.
+pub struct CarbonCache {
+    pub dir: tempfile::TempDir,
+    pub line_port: u16,
+    pub pickle_port: u16,
+    child: std::process::Child,
+}
+
+impl CarbonCache {
+    /// Starts carbon-cache with a `1s:600s` retention and no rate limits,
+    /// and waits until it accepts connections.
+    pub async fn start() -> CarbonCache {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let (line_port, pickle_port, query_port) = (free_port(), free_port(), free_port());
+        std::fs::create_dir_all(format!("{d}/storage/whisper")).unwrap();
+        std::fs::create_dir_all(format!("{d}/log")).unwrap();
+        std::fs::write(
+            format!("{d}/carbon.conf"),
+            format!(
+                "[cache]\nSTORAGE_DIR = {d}/storage\nLOCAL_DATA_DIR = {d}/storage/whisper\nWHITELISTS_DIR = {d}/storage/lists\n\
+                 CONF_DIR = {d}\nLOG_DIR = {d}/log\nPID_DIR = {d}\nENABLE_LOGROTATION = False\nUSER =\nENABLE_TAGS = False\n\
+                 MAX_CACHE_SIZE = inf\nMAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\n\
+                 LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {line_port}\n\
+                 PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {pickle_port}\n\
+                 CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = {query_port}\nENABLE_UDP_LISTENER = False\n\
+                 LOG_LISTENER_CONN_SUCCESS = False\nLOG_UPDATES = False\nLOG_CREATES = False\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            format!("{d}/storage-schemas.conf"),
+            "[default]\npattern = .*\nretentions = 1s:600s\n",
+        )
+        .unwrap();
+        std::fs::write(format!("{d}/storage-aggregation.conf"), "").unwrap();
+        let child = std::process::Command::new("carbon-cache")
+            .arg(format!("--config={d}/carbon.conf"))
+            .args(["--debug", "start"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("carbon-cache (Debian graphite-carbon)");
+        let cache = CarbonCache {
+            dir,
+            line_port,
+            pickle_port,
+            child,
+        };
+        let (l, p) = (cache.line_port, cache.pickle_port);
+        let mut ok = false;
+        for _ in 0..600 {
+            let a = tokio::net::TcpStream::connect(("127.0.0.1", l))
+                .await
+                .is_ok();
+            let b = tokio::net::TcpStream::connect(("127.0.0.1", p))
+                .await
+                .is_ok();
+            if a && b {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ok, "carbon-cache did not start listening");
+        cache
+    }
+
+    /// Every point in every whisper file, as `(metric, timestamp, value)`,
+    /// read with Python's whisper module.
+    pub fn points(&self) -> Vec<(String, i64, f64)> {
+        const READ: &str = r#"
+import json, os, sys, time, whisper
+root = sys.argv[1]
+out = []
+now = int(time.time())
+for dirpath, _, files in os.walk(root):
+    for f in files:
+        if not f.endswith(".wsp"):
+            continue
+        path = os.path.join(dirpath, f)
+        metric = os.path.relpath(path, root)[:-4].replace(os.sep, ".")
+        (start, end, step), values = whisper.fetch(path, now - 590, now + 1)
+        for i, v in enumerate(values):
+            if v is not None:
+                out.append([metric, start + i * step, v])
+json.dump(out, sys.stdout)
+"#;
+        let root = self.dir.path().join("storage/whisper");
+        let out = std::process::Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(READ)
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for CarbonCache {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
