@@ -347,3 +347,33 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+#[tokio::test]
+async fn a_destination_that_closed_while_idle_loses_nothing() {
+    // A sink we can close: accept one connection, read one line, hang up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = cluster("forward", &[addr.to_string()], "")
+        + "[relay]\nreconnect_min_ms = 10\nreconnect_max_ms = 20\n";
+    let app = App::start(config(&body)).await.unwrap();
+    let (mut conn, _) = listener.accept().await.unwrap();
+    drop(listener);
+    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    s.write_all(b"first 1 1700000000\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::io::AsyncReadExt::read(&mut conn, &mut buf)
+        .await
+        .unwrap();
+    assert_eq!(&buf[..n], b"first 1 1700000000\n");
+    drop(conn);
+    // The writer notices the close while idle, before it writes again.
+    let dest = app.relay.destinations()[0].clone();
+    wait_until(Duration::from_secs(10), || !dest.is_healthy()).await;
+    s.write_all(b"second 2 1700000000\n").await.unwrap();
+    let sink = Sink::start_at(addr).await;
+    assert_eq!(sink.wait_lines(1).await, ["second 2 1700000000"]);
+    s.shutdown().await.unwrap();
+    assert_eq!(app.shutdown().await.undelivered, 0);
+}

@@ -147,10 +147,26 @@ impl Destination {
         let mut encoder = pickle::Encoder::new(cfg.pickle_max_points);
         let write_timeout = Duration::from_secs(cfg.write_timeout_secs.max(1));
         loop {
+            // Carbon backends never write to us, so readable means the peer
+            // closed (or sent junk to discard). Noticing the close while
+            // idle, and just before writing, keeps a batch from vanishing
+            // into a socket whose peer is gone.
             let first = tokio::select! {
                 _ = self.stop.cancelled() => return Pump::Done,
                 b = self.queue.pop() => b,
+                r = stream.readable() => {
+                    if let Err(e) = r.map_err(|e| e.to_string()).and_then(|()| peer_still_open(stream)) {
+                        return Pump::Broken(e);
+                    }
+                    continue;
+                }
             };
+            if let Err(e) = peer_still_open(stream) {
+                if let Some(b) = first {
+                    self.queue.push_front(b);
+                }
+                return Pump::Broken(e);
+            }
             let Some(first) = first else {
                 return Pump::Done;
             };
@@ -210,6 +226,19 @@ impl Destination {
                     return Pump::Broken(e);
                 }
             }
+        }
+    }
+}
+
+/// Reads whatever the peer sent without blocking: an error if it closed.
+fn peer_still_open(stream: &TcpStream) -> Result<(), String> {
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.try_read(&mut buf) {
+            Ok(0) => return Err("peer closed the connection".into()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e.to_string()),
         }
     }
 }

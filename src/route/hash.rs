@@ -120,6 +120,8 @@ pub struct PyRing {
     /// 65535 after collision moves.
     ring: Vec<(u32, usize)>,
     nodes: Vec<Node>,
+    /// A small integer per distinct host, for `DIVERSE_REPLICAS`.
+    host_ids: Vec<usize>,
     diverse_replicas: bool,
 }
 
@@ -156,57 +158,57 @@ impl PyRing {
             }
         }
         ring.sort_unstable();
+        let host_ids = nodes
+            .iter()
+            .map(|n| nodes.iter().position(|m| m.host == n.host).unwrap_or(0))
+            .collect();
         Ok(PyRing {
             hash,
             ring,
             nodes: nodes.to_vec(),
+            host_ids,
             diverse_replicas,
         })
     }
 
     /// The members for `key`, in carbon's order, appended to `out`.
+    ///
+    /// Equivalent to carbon's generator pipeline (`get_nodes` filtered by
+    /// `getDestinations`), without allocating: `out` itself records which
+    /// nodes and hosts were already chosen.
     pub fn get(&self, key: &[u8], replication: usize, out: &mut Vec<usize>) {
         if self.ring.is_empty() {
             return;
         }
         let start = out.len();
+        // Quirk kept from carbon: a one-node ring yields its node twice,
+        // which only shows without diverse replicas.
+        if self.nodes.len() == 1 {
+            out.push(0);
+            if !self.diverse_replicas && replication >= 2 {
+                out.push(0);
+            }
+            return;
+        }
         let pos = u32::from(self.hash.position(key));
         let len = self.ring.len();
         let mut index = self.ring.partition_point(|&(p, _)| p < pos) % len;
         let last = (index + len - 1) % len;
-        let mut yielded: Vec<usize> = Vec::with_capacity(replication + 1);
-        // Quirk kept from carbon: a one-node ring yields its node twice.
-        if self.nodes.len() == 1 {
-            yielded.push(0);
-        }
-        let mut distinct = 0;
-        let mut seen: Vec<usize> = Vec::new();
-        while distinct < self.nodes.len() && index != last {
+        // carbon's loop ends before revisiting the entry just before the
+        // start, and never examines that entry.
+        while out.len() - start < replication && index != last {
             let node = self.ring[index].1;
-            if !seen.contains(&node) {
-                seen.push(node);
-                distinct += 1;
-                yielded.push(node);
+            let taken = if self.diverse_replicas {
+                let host = self.host_ids[node];
+                out[start..].iter().any(|&n| self.host_ids[n] == host)
+            } else {
+                out[start..].contains(&node)
+            };
+            if !taken {
+                out.push(node);
             }
             index = (index + 1) % len;
         }
-        if self.diverse_replicas {
-            let mut hosts: Vec<&str> = Vec::new();
-            for node in yielded {
-                let host = self.nodes[node].host.as_str();
-                if hosts.contains(&host) {
-                    continue;
-                }
-                hosts.push(host);
-                out.push(node);
-                if hosts.len() >= replication {
-                    break;
-                }
-            }
-        } else {
-            out.extend(yielded.into_iter().take(replication));
-        }
-        debug_assert!(out.len() - start <= replication.max(1));
     }
 }
 
@@ -313,6 +315,10 @@ impl JumpRing {
 
     /// The members for `key` (already cut at `;`), appended to `out`.
     pub fn get(&self, key: &[u8], replication: usize, out: &mut Vec<usize>) {
+        if replication == 1 && !self.order.is_empty() {
+            out.push(self.order[jump(fnv1a_64(key), self.order.len())]);
+            return;
+        }
         let mut lst = self.order.clone();
         let mut n = lst.len();
         let mut h = fnv1a_64(key);
