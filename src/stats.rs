@@ -52,7 +52,8 @@ impl DropReason {
 /// Process-wide counters.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Metrics accepted by a parser.
+    /// Metrics accepted by a parser (carbonwatch's own self-metrics are
+    /// not included).
     pub received: AtomicU64,
     /// Input rejected by a parser, by [`Reject`] reason.
     pub rejected: [AtomicU64; Reject::ALL.len()],

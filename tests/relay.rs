@@ -325,7 +325,7 @@ async fn metrics_endpoint_reports_counters() {
     s.shutdown().await.unwrap();
     sink.wait_lines(1).await;
     let admin = app.admin.unwrap();
-    let body = http_get(admin, "/metrics").await;
+    let body = common::http_get(admin, "/metrics").await.unwrap();
     assert!(
         body.contains("carbonwatch_metrics_received_total 1"),
         "{body}"
@@ -335,17 +335,6 @@ async fn metrics_endpoint_reports_counters() {
         "{body}"
     );
     app.shutdown().await;
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::AsyncReadExt;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 #[tokio::test]
@@ -376,4 +365,64 @@ async fn a_destination_that_closed_while_idle_loses_nothing() {
     assert_eq!(sink.wait_lines(1).await, ["second 2 1700000000"]);
     s.shutdown().await.unwrap();
     assert_eq!(app.shutdown().await.undelivered, 0);
+}
+
+#[tokio::test]
+async fn self_metrics_flow_through_the_router() {
+    let sink = Sink::start().await;
+    let text = format!(
+        "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n\
+         [stats]\ninterval_secs = 1\nprefix = \"carbon.relays.test_{{host}}\"\n{}",
+        cluster("forward", &[sink.addr.to_string()], "")
+    );
+    let app = App::start(
+        carbonwatch::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    s.write_all(b"user.metric 1 1700000000\nnot a valid line\n")
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    let host = gethostname_for_test();
+    let received = format!("carbon.relays.test_{host}.metricsReceived 1 ");
+    let discarded = format!("carbon.relays.test_{host}.rejected.field_count 1 ");
+    wait_until(Duration::from_secs(30), || {
+        let lines = sink.lines();
+        lines.iter().any(|l| l.starts_with(&received))
+            && lines.iter().any(|l| l.starts_with(&discarded))
+    })
+    .await;
+    // A later report still counts only the client's metric.
+    let later = sink
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with(&received))
+        .count();
+    wait_until(Duration::from_secs(30), || {
+        sink.lines()
+            .iter()
+            .filter(|l| l.starts_with(&received))
+            .count()
+            > later
+    })
+    .await;
+    let lines = sink.lines();
+    let dest = format!(
+        "carbon.relays.test_{host}.destinations.{}.sent ",
+        sink.addr.to_string().replace(['.', ':'], "_")
+    );
+    assert!(lines.iter().any(|l| l.starts_with(&dest)), "{lines:?}");
+    app.shutdown().await;
+}
+
+fn gethostname_for_test() -> String {
+    let out = std::process::Command::new("hostname").output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .replace('.', "_")
 }

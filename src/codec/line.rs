@@ -210,18 +210,28 @@ pub fn parse_line<'a>(line: &'a [u8], opts: &ParseOptions) -> Result<Metric<'a>,
         // The fields are ASCII, so these conversions cannot fail.
         let as_str = |b: &'a [u8]| std::str::from_utf8(b).map_err(|_| Reject::NotUtf8);
         let (name_s, value_s, ts_s) = (as_str(name)?, as_str(value)?, as_str(ts)?);
-        let v = check_value(pyfloat::parse(value_s).ok_or(Reject::BadValue)?)?;
-        let tsf = pyfloat::parse(ts_s).ok_or(Reject::BadTimestamp)?;
-        let timestamp = check_timestamp(tsf, opts.now)?;
+        // Rust's own grammar accepting the value is what makes it safe to
+        // copy verbatim; only odd spellings need Python's rules.
+        let (v, plain_value) = match value_s.parse::<f64>() {
+            Ok(v) => (v, true),
+            Err(_) => (pyfloat::parse(value_s).ok_or(Reject::BadValue)?, false),
+        };
+        let v = check_value(v)?;
+        let digits_ts = !ts.is_empty() && ts.len() <= 18 && ts.iter().all(u8::is_ascii_digit);
+        let timestamp = if digits_ts {
+            ts.iter()
+                .fold(0i64, |acc, &d| acc * 10 + i64::from(d - b'0'))
+        } else {
+            check_timestamp(pyfloat::parse(ts_s).ok_or(Reject::BadTimestamp)?, opts.now)?
+        };
         let name_out = tagged_name(Cow::Borrowed(name_s), opts)?;
-        let canonical = name.as_ptr() == line.as_ptr()
-            && value.as_ptr() as usize == name.as_ptr() as usize + name.len() + 1
-            && ts.as_ptr() as usize == value.as_ptr() as usize + value.len() + 1
-            && ts.as_ptr() as usize + ts.len() == line.as_ptr() as usize + line.len()
+        // Canonical: single spaces, nothing around, a plain value, an
+        // integer timestamp, and the name unchanged.
+        let canonical = plain_value
+            && digits_ts
+            && name.len() + value.len() + ts.len() + 2 == line.len()
             && line[name.len()] == b' '
             && line[name.len() + 1 + value.len()] == b' '
-            && value_s.parse::<f64>().is_ok()
-            && ts.iter().all(u8::is_ascii_digit)
             && matches!(name_out, Cow::Borrowed(_));
         Ok(Metric {
             name: name_out,
@@ -345,5 +355,62 @@ mod tests {
         assert_eq!(fmt(-0.25), "-0.25");
         assert_eq!(fmt(1e300), "1e300");
         assert_eq!(fmt(f64::NEG_INFINITY), "-inf");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn name() -> impl Strategy<Value = String> {
+            let plain = "[A-Za-z0-9_:#-]{1,12}(\\.[A-Za-z0-9_:#\u{e9}-]{1,12}){0,5}";
+            (
+                plain,
+                proptest::option::of("(;[a-z]{1,5}=[a-z0-9]{1,5}){1,3}"),
+            )
+                .prop_map(|(n, tags)| n + &tags.unwrap_or_default())
+        }
+
+        fn sep() -> impl Strategy<Value = String> {
+            "[ \t]{1,3}"
+        }
+
+        proptest! {
+            /// Any valid point, written with any whitespace, parses back to
+            /// itself; its canonical output parses back to it again.
+            #[test]
+            fn round_trip(
+                name in name(),
+                value in prop_oneof![any::<i32>().prop_map(f64::from), -1e12f64..1e12, Just(f64::INFINITY)],
+                ts in 0i64..4_000_000_000,
+                s1 in sep(), s2 in sep(), lead in "[ \t]{0,2}", cr in any::<bool>(),
+            ) {
+                let text = format!("{lead}{name}{s1}{value:?}{s2}{ts}{}", if cr { "\r" } else { "" });
+                let m = parse_line(text.as_bytes(), &OPTS).unwrap();
+                prop_assert_eq!(&*m.name, name.as_str());
+                prop_assert_eq!(m.value, value);
+                prop_assert_eq!(m.timestamp, ts);
+                let mut out = BytesMut::new();
+                m.write_line(&mut out);
+                let again = parse_line(&out[..out.len() - 1], &OPTS).unwrap();
+                prop_assert_eq!(again.into_owned(), m.into_owned());
+            }
+
+            /// Arbitrary bytes never panic, and a rejection is one reason.
+            #[test]
+            fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+                let _ = parse_line(&bytes, &OPTS);
+            }
+
+            /// The pickle decoder survives arbitrary bytes and mutations of a
+            /// valid frame.
+            #[test]
+            fn pickle_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), flip in 0usize..64, to in any::<u8>()) {
+                let _ = crate::codec::pickle::decode(&bytes, || {});
+                let mut frame = b"\x80\x02](X\x03\x00\x00\x00a.bJ\x00\xf1SeG?\xf8\x00\x00\x00\x00\x00\x00\x86\x86e.".to_vec();
+                let i = flip % frame.len();
+                frame[i] = to;
+                let _ = crate::codec::pickle::decode(&frame, || {});
+            }
+        }
     }
 }

@@ -85,6 +85,7 @@ impl Decoder for PickleDecoder {
                             &opts,
                         ) {
                             Ok(m) => {
+                                out.counts.received += 1;
                                 out.dispatch(&m);
                             }
                             Err(r) => out.counts.rejected[r.index()] += 1,

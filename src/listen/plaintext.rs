@@ -56,6 +56,7 @@ impl Decoder for PlaintextDecoder {
             };
             match parsed {
                 Ok(m) => {
+                    out.counts.received += 1;
                     if out.dispatch(&m) {
                         stopped_early = true;
                         break;

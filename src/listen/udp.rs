@@ -71,6 +71,7 @@ impl PlaintextUdpListener {
                 };
                 match parsed {
                     Ok(m) => {
+                        dispatcher.counts.received += 1;
                         dispatcher.dispatch(&m);
                     }
                     Err(r) => {

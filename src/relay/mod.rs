@@ -197,7 +197,6 @@ impl Dispatcher {
     /// Routes one metric. Returns true when a pending batch is large enough
     /// that the caller should flush.
     pub fn dispatch(&mut self, m: &Metric<'_>) -> bool {
-        self.counts.received += 1;
         let table = &self.table;
         let healthy = |d: usize| table.dests[d].is_healthy();
         self.table.router.route(&m.name, &healthy, &mut self.routes);
