@@ -426,3 +426,93 @@ fn gethostname_for_test() -> String {
         .trim()
         .replace('.', "_")
 }
+
+#[tokio::test]
+async fn listener_limits_refuse_extra_connections_and_close_idle_ones() {
+    let sink = Sink::start().await;
+    let body = cluster("forward", &[sink.addr.to_string()], "");
+    let text = format!(
+        "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\nmax_connections = 1\nidle_timeout_secs = 1\n\
+         [admin]\nlisten = \"\"\n[stats]\nenabled = false\n{body}"
+    );
+    let app = App::start(
+        carbonwatch::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap(),
+    )
+    .await
+    .unwrap();
+    let addr = app.plaintext_tcp.unwrap();
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first.write_all(b"a 1 1700000000\n").await.unwrap();
+    sink.wait_lines(1).await;
+    // A second connection is refused (closed at once) and counted.
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 8];
+    let n = tokio::io::AsyncReadExt::read(&mut second, &mut buf)
+        .await
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert_eq!(app.relay.stats.connections_refused.load(Relaxed), 1);
+    // The first, now silent, is closed after idle_timeout_secs.
+    let n = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::AsyncReadExt::read(&mut first, &mut buf),
+    )
+    .await
+    .unwrap()
+    .unwrap_or(0);
+    assert_eq!(n, 0);
+    // Its permit came back: a new connection is served.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third.write_all(b"b 2 1700000000\n").await.unwrap();
+    sink.wait_lines(2).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn several_connections_per_destination_share_one_queue() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body =
+        cluster("forward", &[addr.to_string()], "") + "[relay]\nconnections_per_destination = 3\n";
+    let app = App::start(config(&body)).await.unwrap();
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(listener.accept().await.unwrap().0);
+    }
+    let dest = app.relay.destinations()[0].clone();
+    wait_until(Duration::from_secs(10), || {
+        dest.stats.connects.load(Relaxed) == 3
+    })
+    .await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn udp_datagrams_that_find_a_full_queue_are_counted() {
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let body = cluster("forward", &[down.to_string()], "")
+        + "[relay]\nqueue_max_lines = 10\nshutdown_timeout_secs = 0\n";
+    let app = App::start(config(&body)).await.unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let relay = app.relay.clone();
+    for i in 0..20 {
+        udp.send_to(
+            format!("u.m {i} 1700000000\nu.n {i} 1700000000\n").as_bytes(),
+            app.plaintext_udp.unwrap(),
+        )
+        .await
+        .unwrap();
+        // One datagram at a time, so the kernel never drops any.
+        wait_until(Duration::from_secs(10), || {
+            relay.stats.received.load(Relaxed) == 2 * (i + 1)
+        })
+        .await;
+    }
+    let queued = relay.destinations()[0].queue.lines() as u64;
+    assert_eq!(queued, 10);
+    assert_eq!(relay.stats.dropped(DropReason::QueueFullUdp), 30);
+    assert_eq!(app.shutdown().await.undelivered, 10);
+}
