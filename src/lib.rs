@@ -15,6 +15,7 @@
 //! Stages 5-8 (`alert`, `poll`, `notify`, `store`) are planned; see README.
 #![deny(missing_docs)]
 
+pub mod alert;
 pub mod api;
 pub mod app;
 pub mod bench;
@@ -24,6 +25,7 @@ pub mod listen;
 pub mod relay;
 pub mod route;
 pub mod stats;
+pub mod store;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
