@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, including the tests that need real programs
-# (Debian's graphite-carbon, carbon-c-relay, Python's whisper). Installs
+# (Debian's graphite-carbon, carbon-c-relay, python3-whisper, python3-aiosmtpd,
+# prometheus-alertmanager). Installs
 # those packages first when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ command -v carbon-c-relay >/dev/null || need+=(carbon-c-relay)
 /usr/bin/python3 -c 'import carbon.hashing' 2>/dev/null || need+=(graphite-carbon)
 /usr/bin/python3 -c 'import whisper' 2>/dev/null || need+=(python3-whisper)
 [ -x /usr/bin/carbon-cache ] || need+=(graphite-carbon)
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

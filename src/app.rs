@@ -10,10 +10,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::alert::engine::AlertHandle;
 use crate::config::{Config, ConfigError};
 use crate::listen::{ListenCtx, PickleTcpListener, PlaintextTcpListener, PlaintextUdpListener};
 use crate::relay::{selfmetrics, Relay};
 use crate::stats::Stats;
+use crate::store::SqliteStore;
 
 /// Why carbonwatch could not start.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,9 @@ pub enum StartError {
     /// The config is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The alert store could not be opened or the engine not started.
+    #[error("alerting: {0}")]
+    Alerting(String),
     /// A socket could not be bound.
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
@@ -46,6 +51,8 @@ pub struct App {
     pub admin: Option<SocketAddr>,
     /// The relay, for inspection.
     pub relay: Arc<Relay>,
+    /// The alert engine, when `[alerting] store` is set.
+    pub alerts: Option<AlertHandle>,
     config: Config,
     listeners: CancellationToken,
     background: CancellationToken,
@@ -68,16 +75,35 @@ impl App {
     /// Binds and starts everything `config` enables.
     pub async fn start(config: Config) -> Result<App, StartError> {
         let stats = Arc::new(Stats::default());
-        let relay = Relay::start(&config, stats);
-        let ctx = ListenCtx::new(relay.clone(), config.listen.clone());
         let (listeners, background) = (CancellationToken::new(), CancellationToken::new());
         let tasks = TaskTracker::new();
+        let alerts = if config.alerting.store.is_empty() {
+            None
+        } else {
+            let store = SqliteStore::open(Path::new(&config.alerting.store))
+                .map_err(|e| StartError::Alerting(format!("{}: {e}", config.alerting.store)))?;
+            let handle = crate::alert::engine::start(
+                Arc::new(store),
+                config.checks.clone(),
+                config.alerting.clone(),
+                config.notify.clone(),
+                config.smtp.clone(),
+                background.clone(),
+                &tasks,
+            )
+            .await
+            .map_err(|e| StartError::Alerting(e.to_string()))?;
+            Some(handle)
+        };
+        let relay = Relay::start(&config, stats, alerts.as_ref().map(|a| a.tap.clone()));
+        let ctx = ListenCtx::new(relay.clone(), config.listen.clone());
         let mut app = App {
             plaintext_tcp: None,
             plaintext_udp: None,
             pickle_tcp: None,
             admin: None,
             relay: relay.clone(),
+            alerts,
             connections: ctx.tasks.clone(),
             config: config.clone(),
             listeners: listeners.clone(),

@@ -12,6 +12,9 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::alert::engine::AlertingConfig;
+use crate::alert::model::Check;
+use crate::notify::{NotifyConfig, SmtpConfig};
 use crate::route::hash::Node;
 use crate::route::{
     self, Cluster, ClusterType, DestinationSpec, Glob, Matcher, Protocol, Router, Rule,
@@ -265,6 +268,18 @@ pub struct RawConfig {
     /// `[[route]]`.
     #[serde(default)]
     pub route: Vec<RawRoute>,
+    /// `[alerting]`.
+    #[serde(default)]
+    pub alerting: AlertingConfig,
+    /// `[notify]`.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    /// `[smtp]`.
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+    /// `[[check]]`, each with `[[check.subscription]]`.
+    #[serde(default)]
+    pub check: Vec<Spanned<toml::Table>>,
 }
 
 /// A validated config.
@@ -288,16 +303,57 @@ pub struct Config {
     pub stats: StatsConfig,
     /// The routing table.
     pub router: Router,
+    /// `[alerting]`.
+    pub alerting: AlertingConfig,
+    /// `[notify]`.
+    pub notify: NotifyConfig,
+    /// `[smtp]`.
+    pub smtp: SmtpConfig,
+    /// Checks defined in the file.
+    pub checks: Vec<Check>,
 }
 
 impl Config {
     /// Reads and validates a config file.
+    ///
+    /// Seyren's environment variables are applied on top (see
+    /// [`Config::apply_env`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: path.display().to_string(),
             source,
         })?;
-        Config::parse(&text, path)
+        let mut config = Config::parse(&text, path)?;
+        config.apply_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+        Ok(config)
+    }
+
+    /// Seyren's environment variables override the file, so a Seyren user
+    /// switches by exporting the same environment: `SEYREN_URL`,
+    /// `GRAPHITE_URL`, `HTTP_NOTIFICATION_URL`, `SMTP_HOST`, `SMTP_PORT`,
+    /// `SMTP_FROM` (or `SEYREN_FROM_EMAIL`), `SMTP_USERNAME`,
+    /// `SMTP_PASSWORD`, `SMTP_PROTOCOL`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        let set = |target: &mut String, keys: &[&str]| {
+            if let Some(v) = keys.iter().find_map(|k| get(k)) {
+                *target = v;
+            }
+        };
+        set(&mut self.notify.seyren_url, &["SEYREN_URL"]);
+        set(&mut self.notify.graphite_url, &["GRAPHITE_URL"]);
+        set(
+            &mut self.notify.http_notification_url,
+            &["HTTP_NOTIFICATION_URL"],
+        );
+        set(&mut self.smtp.host, &["SMTP_HOST"]);
+        set(&mut self.smtp.from, &["SMTP_FROM", "SEYREN_FROM_EMAIL"]);
+        set(&mut self.smtp.username, &["SMTP_USERNAME"]);
+        set(&mut self.smtp.password, &["SMTP_PASSWORD"]);
+        set(&mut self.smtp.protocol, &["SMTP_PROTOCOL"]);
+        if let Some(port) = get("SMTP_PORT").and_then(|p| p.parse().ok()) {
+            self.smtp.port = port;
+        }
+        self.notify.seyren_url = self.notify.seyren_url.trim_end_matches('/').to_string();
     }
 
     /// Validates config text; `path` is only used in messages.
@@ -398,6 +454,15 @@ impl Validator<'_> {
         let pickle_tcp = self.addr(&raw.listen.pickle_tcp, "listen.pickle_tcp");
         let admin = self.addr(&raw.admin.listen, "admin.listen");
         let router = self.router(&raw.cluster, &raw.route);
+        let checks = self.checks(&raw.check);
+        if jiff::tz::TimeZone::get(&raw.notify.timezone).is_err() {
+            self.issues.push(ConfigIssue {
+                file: self.file.clone(),
+                line: 0,
+                key: "notify.timezone".into(),
+                message: format!("unknown time zone {:?}", raw.notify.timezone),
+            });
+        }
         Config {
             path: path.to_path_buf(),
             plaintext_tcp,
@@ -408,7 +473,56 @@ impl Validator<'_> {
             relay: raw.relay,
             stats: raw.stats,
             router,
+            alerting: raw.alerting,
+            notify: NotifyConfig {
+                // Seyren drops a trailing slash from SEYREN_URL.
+                seyren_url: raw.notify.seyren_url.trim_end_matches('/').to_string(),
+                ..raw.notify
+            },
+            smtp: raw.smtp,
+            checks,
         }
+    }
+
+    /// `[[check]]` tables become checks. In the file, `enabled` and `live`
+    /// default to true, and so do a subscription's days and `enabled`, as
+    /// Seyren's UI defaults them.
+    fn checks(&mut self, raw: &[Spanned<toml::Table>]) -> Vec<Check> {
+        let mut out: Vec<Check> = Vec::new();
+        for (i, t) in raw.iter().enumerate() {
+            let key = format!("check[{i}]");
+            let mut table = t.get_ref().clone();
+            if let Some(sub) = table.remove("subscription") {
+                table.insert("subscriptions".into(), sub);
+            }
+            for k in ["enabled", "live"] {
+                table.entry(k).or_insert(toml::Value::Boolean(true));
+            }
+            if let Some(toml::Value::Array(subs)) = table.get_mut("subscriptions") {
+                for s in subs.iter_mut().filter_map(toml::Value::as_table_mut) {
+                    for k in ["enabled", "su", "mo", "tu", "we", "th", "fr", "sa"] {
+                        s.entry(k).or_insert(toml::Value::Boolean(true));
+                    }
+                }
+            }
+            let check: Check = match toml::Value::Table(table).try_into() {
+                Ok(c) => c,
+                Err(e) => {
+                    self.issue(t, key, e.message().to_string());
+                    continue;
+                }
+            };
+            if let Err(e) = crate::alert::engine::validate(&check) {
+                self.issue(t, key, e.to_string());
+                continue;
+            }
+            if out.iter().any(|c| c.name == check.name) {
+                self.issue(t, key, format!("check {:?} is defined twice", check.name));
+                continue;
+            }
+            out.push(check);
+        }
+        out
     }
 
     fn router(&mut self, clusters: &[RawCluster], routes: &[RawRoute]) -> Router {
@@ -664,6 +778,48 @@ stop = true
             "{}",
             got[2]
         );
+    }
+
+    #[test]
+    fn checks_take_defaults_and_report_errors_by_table() {
+        let text = format!(
+            "{GOOD}\n[[check]]\nname = \"ssh brute force\"\ntarget = \"auth.*.sshd.failed\"\nwarn = 5\nerror = 20\n\
+             [[check.subscription]]\ntype = \"HTTP\"\ntarget = \"http://hook\"\n\
+             [[check]]\nname = \"no thresholds\"\ntarget = \"a.b\"\n"
+        );
+        let got = issues(&text);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("t.toml:23: check[1]: an enabled check needs both warn and error"),
+            "{}",
+            got[0]
+        );
+        let ok = text.replace(
+            "[[check]]\nname = \"no thresholds\"\ntarget = \"a.b\"\n",
+            "",
+        );
+        let c = parse(&ok).unwrap();
+        let check = &c.checks[0];
+        assert!(check.enabled && check.live);
+        assert!(check.subscriptions[0].enabled && check.subscriptions[0].su);
+    }
+
+    #[test]
+    fn seyren_environment_overrides_the_file() {
+        let mut c = parse(GOOD).unwrap();
+        let env = |k: &str| match k {
+            "SMTP_HOST" => Some("mail.example".to_string()),
+            "SMTP_PORT" => Some("587".to_string()),
+            "SEYREN_FROM_EMAIL" => Some("seyren@example".to_string()),
+            "SEYREN_URL" => Some("https://alerts.example/".to_string()),
+            _ => None,
+        };
+        c.apply_env(env);
+        assert_eq!(
+            (c.smtp.host.as_str(), c.smtp.port, c.smtp.from.as_str()),
+            ("mail.example", 587, "seyren@example")
+        );
+        assert_eq!(c.notify.seyren_url, "https://alerts.example");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod bench;
 pub mod codec;
 pub mod config;
 pub mod listen;
+pub mod notify;
 pub mod relay;
 pub mod route;
 pub mod stats;

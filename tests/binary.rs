@@ -101,7 +101,7 @@ fn write_config_admin(
     std::fs::write(
         path,
         format!(
-            "[listen]\nplaintext_tcp = \"127.0.0.1:{port}\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"{admin}\"\n\
+            "[listen]\nplaintext_tcp = \"127.0.0.1:{port}\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"{admin}\"\n[alerting]\nstore = \"\"\n\
              [stats]\nenabled = false\n[relay]\nshutdown_timeout_secs = {grace}\nreconnect_min_ms = 20\nreconnect_max_ms = 50\n\
              [[cluster]]\nname = \"c\"\ntype = \"forward\"\ndestinations = [{}]\n[[route]]\nmatch = \"*\"\nto = [\"c\"]\n",
             list.join(", ")

@@ -81,7 +81,7 @@ pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) {
 pub fn config(body: &str) -> carbonwatch::config::Config {
     let text = format!(
         "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"127.0.0.1:0\"\npickle_tcp = \"127.0.0.1:0\"\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n[stats]\nenabled = false\n{body}"
+         [admin]\nlisten = \"127.0.0.1:0\"\n[stats]\nenabled = false\n[alerting]\nstore = \"\"\n{body}"
     );
     carbonwatch::config::Config::parse(&text, std::path::Path::new("test.toml")).unwrap()
 }
@@ -218,4 +218,167 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     let mut out = String::new();
     s.read_to_string(&mut out).await.ok()?;
     Some(out)
+}
+
+/// An HTTP endpoint that records every request body as JSON and answers
+/// with `status`.
+#[derive(Clone)]
+pub struct Hook {
+    pub addr: SocketAddr,
+    pub bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    pub status: Arc<std::sync::atomic::AtomicU16>,
+}
+
+impl Hook {
+    pub async fn start() -> Hook {
+        Hook::serve(TcpListener::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    pub async fn start_at(addr: SocketAddr) -> Hook {
+        Hook::serve(TcpListener::bind(addr).await.unwrap())
+    }
+
+    fn serve(listener: TcpListener) -> Hook {
+        let hook = Hook {
+            addr: listener.local_addr().unwrap(),
+            bodies: Arc::default(),
+            status: Arc::new(std::sync::atomic::AtomicU16::new(200)),
+        };
+        let h = hook.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let h = h.clone();
+                tokio::spawn(async move { h.handle(s).await });
+            }
+        });
+        hook
+    }
+
+    async fn handle(&self, mut s: tokio::net::TcpStream) {
+        use tokio::io::AsyncWriteExt;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n");
+            if let Some(end) = head_end {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    let body = &buf[end + 4..end + 4 + len];
+                    let status = self.status.load(std::sync::atomic::Ordering::Relaxed);
+                    if status == 200 {
+                        self.bodies
+                            .lock()
+                            .unwrap()
+                            .push(serde_json::from_slice(body).unwrap_or(serde_json::Value::Null));
+                    }
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = s.write_all(reply.as_bytes()).await;
+                    return;
+                }
+            }
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+
+    pub async fn wait(&self, n: usize) -> Vec<serde_json::Value> {
+        wait_until(Duration::from_secs(30), || self.bodies().len() >= n).await;
+        self.bodies()
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub async fn wait_listening(port: u16, what: &str) {
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what} did not start listening on {port}");
+}
+
+/// Debian's aiosmtpd, storing mail in a Maildir.
+pub async fn smtpd(maildir: &std::path::Path) -> (Child, u16) {
+    let port = free_port();
+    let child = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
+        .arg(maildir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 -m aiosmtpd (Debian python3-aiosmtpd)");
+    let child = Child(child);
+    wait_listening(port, "aiosmtpd").await;
+    (child, port)
+}
+
+/// Every message in a Maildir, as text.
+pub fn maildir_messages(maildir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(entries) = std::fs::read_dir(maildir.join(sub)) {
+            for e in entries.flatten() {
+                out.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+/// Debian's prometheus-alertmanager on loopback.
+pub async fn alertmanager(dir: &std::path::Path) -> (Child, u16) {
+    let port = free_port();
+    let conf = dir.join("alertmanager.yml");
+    std::fs::write(
+        &conf,
+        "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
+    )
+    .unwrap();
+    let child = std::process::Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", conf.display()))
+        .arg(format!("--storage.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus-alertmanager (Debian)");
+    let child = Child(child);
+    wait_listening(port, "alertmanager").await;
+    (child, port)
 }

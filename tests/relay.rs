@@ -276,7 +276,7 @@ async fn reload_keeps_queued_data_of_unchanged_destinations() {
     let new_sink = Sink::start().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    let head = "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n[stats]\nenabled = false\n";
+    let head = "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n[stats]\nenabled = false\n[alerting]\nstore = \"\"\n";
     std::fs::write(
         &path,
         format!("{head}{}", cluster("forward", &[kept.to_string()], "")),
@@ -371,7 +371,7 @@ async fn a_destination_that_closed_while_idle_loses_nothing() {
 async fn self_metrics_flow_through_the_router() {
     let sink = Sink::start().await;
     let text = format!(
-        "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n\
+        "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n[alerting]\nstore = \"\"\n\
          [stats]\ninterval_secs = 1\nprefix = \"carbon.relays.test_{{host}}\"\n{}",
         cluster("forward", &[sink.addr.to_string()], "")
     );
@@ -433,7 +433,7 @@ async fn listener_limits_refuse_extra_connections_and_close_idle_ones() {
     let body = cluster("forward", &[sink.addr.to_string()], "");
     let text = format!(
         "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\nmax_connections = 1\nidle_timeout_secs = 1\n\
-         [admin]\nlisten = \"\"\n[stats]\nenabled = false\n{body}"
+         [admin]\nlisten = \"\"\n[stats]\nenabled = false\n[alerting]\nstore = \"\"\n{body}"
     );
     let app = App::start(
         carbonwatch::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap(),

@@ -4,6 +4,8 @@
 //! * [`eval`]: thresholds and the per-series state machine (pure).
 //! * [`index`]: which live checks' globs match a metric name, without
 //!   cost growing with the number of checks.
+pub mod engine;
 pub mod eval;
 pub mod index;
 pub mod model;
+pub mod tap;

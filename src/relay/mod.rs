@@ -23,6 +23,7 @@ use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use tokio_util::task::TaskTracker;
 
+use crate::alert::tap::{AlertTap, TapCache};
 use crate::codec::Metric;
 use crate::config::{Config, RelayConfig, WhenFull};
 use crate::route::{DestinationSpec, Router, Routes};
@@ -53,11 +54,14 @@ pub struct Relay {
     /// Destinations removed by a reload, still draining.
     retired: Mutex<Vec<Arc<Destination>>>,
     writers: TaskTracker,
+    /// Where live checks see the stream, when alerting is on.
+    tap: Option<Arc<AlertTap>>,
 }
 
 impl Relay {
-    /// Builds destinations for `config` and starts their writers.
-    pub fn start(config: &Config, stats: Arc<Stats>) -> Arc<Relay> {
+    /// Builds destinations for `config` and starts their writers. Every
+    /// parsed metric is also offered to `tap`, if given.
+    pub fn start(config: &Config, stats: Arc<Stats>, tap: Option<Arc<AlertTap>>) -> Arc<Relay> {
         let relay = Arc::new(Relay {
             table: ArcSwap::from_pointee(Table {
                 router: Router::default(),
@@ -67,6 +71,7 @@ impl Relay {
             relay_cfg: Mutex::new(config.relay.clone()),
             retired: Mutex::new(Vec::new()),
             writers: TaskTracker::new(),
+            tap,
         });
         relay.reload(config);
         relay
@@ -138,6 +143,7 @@ impl Relay {
             scratch: BytesMut::new(),
             when_full,
             counts: LocalCounts::default(),
+            tap: self.tap.as_ref().map(AlertTap::cache),
         }
     }
 
@@ -191,12 +197,16 @@ pub struct Dispatcher {
     when_full: WhenFull,
     /// Counts since the last flush.
     pub counts: LocalCounts,
+    tap: Option<TapCache>,
 }
 
 impl Dispatcher {
     /// Routes one metric. Returns true when a pending batch is large enough
     /// that the caller should flush.
     pub fn dispatch(&mut self, m: &Metric<'_>) -> bool {
+        if let Some(tap) = &mut self.tap {
+            tap.offer(&m.name, m.value);
+        }
         let table = &self.table;
         let healthy = |d: usize| table.dests[d].is_healthy();
         self.table.router.route(&m.name, &healthy, &mut self.routes);
@@ -310,6 +320,9 @@ impl Dispatcher {
     /// Publishes counts and picks up a reloaded table.
     fn finish_flush(&mut self) {
         self.counts.flush_into(&self.relay.stats);
+        if let Some(tap) = &mut self.tap {
+            tap.flush();
+        }
         self.refresh();
     }
 

@@ -147,6 +147,8 @@ pub trait Store: Send + Sync + 'static {
         error: Option<&str>,
         retry_at_ms: Option<i64>,
     ) -> Result<(), StoreError>;
+    /// The saved state of one series, if any.
+    fn series_state(&self, check_id: &str, series: &str) -> Result<Option<AlertType>, StoreError>;
     /// Counts of notifications by status.
     fn notification_counts(&self) -> Result<Vec<(NotificationStatus, usize)>, StoreError>;
 }

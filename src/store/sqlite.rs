@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::alert::eval::SeriesState;
-use crate::alert::model::{Alert, Check};
+use crate::alert::model::{Alert, AlertType, Check};
 use crate::store::{Batch, NewNotification, Notification, NotificationStatus, Store, StoreError};
 
 const SCHEMA: &str = "
@@ -341,6 +341,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn series_state(&self, check_id: &str, series: &str) -> Result<Option<AlertType>, StoreError> {
+        let doc: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT doc FROM series WHERE check_id = ?1 AND series = ?2",
+                [check_id, series],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(doc
+            .map(|d| serde_json::from_str::<SeriesState>(&d))
+            .transpose()?
+            .map(|s| s.state))
+    }
+
     fn notification_counts(&self) -> Result<Vec<(NotificationStatus, usize)>, StoreError> {
         let conn = self.conn();
         let mut out = Vec::new();
@@ -364,7 +379,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::model::{AlertType, Subscription};
+    use crate::alert::model::Subscription;
     use crate::store::NotificationKind;
 
     fn check(id: &str, name: &str) -> Check {

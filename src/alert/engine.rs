@@ -1,0 +1,752 @@
+//! The alert engine: one task that owns every live check's series states.
+//!
+//! It takes batches of points from the [`tap`](crate::alert::tap), evaluates
+//! each against the checks whose glob matches the name, and every
+//! `tick_ms` advances time for `for`, `window`, `noDataAfter` and
+//! `repeatEvery`. What one step changes (alert rows, series and check states,
+//! notifications) goes to the store writer as one [`Batch`], committed in one
+//! transaction; the writer then hands the new notifications to the outbox.
+//! Both hand-offs are bounded queues. If alerting falls behind, the engine
+//! waits on the store, the tap's queue fills, and the tap drops and counts
+//! points; forwarding never waits.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::alert::eval::{check_state, SeriesState, Transition};
+use crate::alert::index::{PatternIndex, Slot};
+use crate::alert::model::{new_id, Alert, AlertType, Check};
+use crate::alert::tap::{AlertTap, Point};
+use crate::notify::outbox::Outbox;
+use crate::notify::{schedule, Notifiers, NotifyConfig, SmtpConfig};
+use crate::store::{Batch, NewNotification, Notification, NotificationKind, Store, StoreError};
+
+/// `[alerting]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingConfig {
+    /// SQLite file for checks, states, history and the outbox; `""`
+    /// disables alerting.
+    pub store: String,
+    /// Batches of matched points queued for the engine; beyond it points
+    /// are dropped and counted, so alerting can never stall forwarding.
+    pub queue_max_batches: usize,
+    /// Engine batches queued for the store writer.
+    pub store_queue_max_batches: usize,
+    /// How often time-based rules are advanced.
+    pub tick_ms: u64,
+    /// Series tracked per check; protects memory from a glob that matches
+    /// an exploding set of names. Further series are counted and ignored.
+    pub max_series_per_check: usize,
+    /// Names each connection remembers the match answer for.
+    pub max_cached_names: usize,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        AlertingConfig {
+            store: "carbonwatch.db".into(),
+            queue_max_batches: 4096,
+            store_queue_max_batches: 1024,
+            tick_ms: 1000,
+            max_series_per_check: 100_000,
+            max_cached_names: 500_000,
+        }
+    }
+}
+
+/// Milliseconds since the epoch from tokio's clock, so tests can pause and
+/// advance time and the engine sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base_wall_ms: i64,
+    base: tokio::time::Instant,
+}
+
+impl Clock {
+    /// Starts now.
+    pub fn new() -> Self {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Clock {
+            base_wall_ms: wall,
+            base: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Now, in epoch milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.base_wall_ms + self.base.elapsed().as_millis() as i64
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// Engine counters.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Points evaluated (a point matching two checks counts twice).
+    pub evaluations: AtomicU64,
+    /// Committed series state changes.
+    pub transitions: AtomicU64,
+    /// Series tracked now.
+    pub series: AtomicU64,
+    /// New series refused by `max_series_per_check`.
+    pub series_refused: AtomicU64,
+    /// Batches the store failed to commit.
+    pub store_errors: AtomicU64,
+}
+
+/// Why a check was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// It does not make sense.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store refused it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine has stopped.
+    #[error("the alert engine has stopped")]
+    Stopped,
+}
+
+/// Checks a check before it is stored.
+pub fn validate(check: &Check) -> Result<(), CheckError> {
+    let bad = |m: String| Err(CheckError::Invalid(m));
+    if check.name.trim().is_empty() {
+        return bad("name is required".into());
+    }
+    if check.target.trim().is_empty() {
+        return bad("target is required".into());
+    }
+    if check.enabled && (check.warn.is_none() || check.error.is_none()) {
+        return bad("an enabled check needs both warn and error".into());
+    }
+    if check.live {
+        if check.target.contains(['(', ')', ',', ' ']) && !check.target.contains('{') {
+            return bad(format!(
+                "a live check's target must be a Graphite glob, not an expression: {:?}",
+                check.target
+            ));
+        }
+        crate::route::Glob::new(&check.target).map_err(|e| CheckError::Invalid(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// A stable id for a check defined in the config file, from its name.
+pub fn config_check_id(name: &str) -> String {
+    use md5::{Digest, Md5};
+    let d = Md5::digest(name.as_bytes());
+    d[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+enum Command {
+    Upsert(Box<Check>, oneshot::Sender<Result<Check, CheckError>>),
+    Delete(String, oneshot::Sender<Result<bool, CheckError>>),
+    List(oneshot::Sender<Vec<Check>>),
+    Series(String, oneshot::Sender<Vec<(String, SeriesState)>>),
+}
+
+/// The handle the rest of carbonwatch holds.
+#[derive(Clone)]
+pub struct AlertHandle {
+    /// For dispatchers.
+    pub tap: Arc<AlertTap>,
+    /// Engine counters.
+    pub stats: Arc<EngineStats>,
+    /// Outbox counters.
+    pub outbox: Arc<crate::notify::outbox::OutboxStats>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for AlertHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertHandle").finish_non_exhaustive()
+    }
+}
+
+impl AlertHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, CheckError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| CheckError::Stopped)?;
+        rx.await.map_err(|_| CheckError::Stopped)
+    }
+
+    /// Creates or replaces a check (a new one gets an id).
+    pub async fn upsert(&self, check: Check) -> Result<Check, CheckError> {
+        self.ask(|tx| Command::Upsert(Box::new(check), tx)).await?
+    }
+
+    /// Deletes a check.
+    pub async fn delete(&self, id: &str) -> Result<bool, CheckError> {
+        self.ask(|tx| Command::Delete(id.to_string(), tx)).await?
+    }
+
+    /// Every check with its current state.
+    pub async fn checks(&self) -> Result<Vec<Check>, CheckError> {
+        self.ask(Command::List).await
+    }
+
+    /// A check's series and their states.
+    pub async fn series(&self, id: &str) -> Result<Vec<(String, SeriesState)>, CheckError> {
+        self.ask(|tx| Command::Series(id.to_string(), tx)).await
+    }
+}
+
+struct CheckRt {
+    check: Check,
+    series: FxHashMap<Box<str>, SeriesState>,
+    counts: [usize; 5],
+}
+
+impl CheckRt {
+    fn new(check: Check) -> Self {
+        CheckRt {
+            check,
+            series: FxHashMap::default(),
+            counts: [0; 5],
+        }
+    }
+
+    fn needs_tick(&self) -> bool {
+        let c = &self.check;
+        c.for_.is_some()
+            || c.window.is_some()
+            || c.no_data_after.is_some()
+            || c.repeat_every.is_some()
+    }
+}
+
+struct Engine {
+    slots: Vec<Option<CheckRt>>,
+    by_id: HashMap<String, Slot>,
+    index: Arc<PatternIndex>,
+    generation: u64,
+    names: FxHashMap<Box<str>, Box<[Slot]>>,
+    tap: Arc<AlertTap>,
+    store: Arc<dyn Store>,
+    to_store: mpsc::Sender<Batch>,
+    clock: Clock,
+    tz: TimeZone,
+    cfg: AlertingConfig,
+    stats: Arc<EngineStats>,
+    batch: Batch,
+    changed: Vec<(Slot, Alert)>,
+}
+
+/// Starts the engine, the store writer and the outbox. `config_checks` are
+/// upserted first (their ids come from their names), so state saved by an
+/// earlier run is restored for them too.
+pub async fn start(
+    store: Arc<dyn Store>,
+    config_checks: Vec<Check>,
+    cfg: AlertingConfig,
+    notify: NotifyConfig,
+    smtp: SmtpConfig,
+    token: CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<AlertHandle, CheckError> {
+    let tz = TimeZone::get(&notify.timezone)
+        .map_err(|e| CheckError::Invalid(format!("timezone {:?}: {e}", notify.timezone)))?;
+    let s = store.clone();
+    let (checks, series) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        for mut c in config_checks {
+            c.id = if c.id.is_empty() {
+                config_check_id(&c.name)
+            } else {
+                c.id
+            };
+            if let Some(old) = s.get_check(&c.id)? {
+                c.state = old.state;
+                c.last_check = old.last_check;
+            }
+            s.put_check(&c)?;
+        }
+        Ok((s.load_checks()?, s.load_series()?))
+    })
+    .await
+    .map_err(|_| CheckError::Stopped)??;
+
+    let (points_tx, points_rx) = mpsc::channel(cfg.queue_max_batches.max(1));
+    let (store_tx, store_rx) = mpsc::channel(cfg.store_queue_max_batches.max(1));
+    let (fresh_tx, fresh_rx) = mpsc::channel(1024);
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let tap = Arc::new(AlertTap::new(points_tx, cfg.max_cached_names));
+    let stats = Arc::new(EngineStats::default());
+    let clock = Clock::new();
+    let mut engine = Engine {
+        slots: Vec::new(),
+        by_id: HashMap::new(),
+        index: Arc::new(PatternIndex::default()),
+        generation: 0,
+        names: FxHashMap::default(),
+        tap: tap.clone(),
+        store: store.clone(),
+        to_store: store_tx,
+        clock,
+        tz,
+        cfg: cfg.clone(),
+        stats: stats.clone(),
+        batch: Batch::default(),
+        changed: Vec::new(),
+    };
+    let now = clock.now_ms();
+    for c in checks {
+        engine.insert(c);
+    }
+    for (check_id, name, mut state) in series {
+        if let Some(&slot) = engine.by_id.get(&check_id) {
+            let rt = engine.slots[slot as usize]
+                .as_mut()
+                .expect("slot of a known id");
+            // Silence is measured from the restart, not from before it.
+            state.last_seen_ms = now;
+            rt.counts[state.state as usize] += 1;
+            rt.series.insert(name.into(), state);
+            stats.series.fetch_add(1, Relaxed);
+        }
+    }
+    engine.rebuild_index();
+
+    let outbox = Outbox::new(store.clone(), Notifiers::new(&notify, &smtp), notify);
+    let outbox_stats = outbox.stats.clone();
+    tasks.spawn(outbox.run(fresh_rx, token.clone()));
+    tasks.spawn(store_writer(
+        store.clone(),
+        store_rx,
+        fresh_tx,
+        stats.clone(),
+    ));
+    tasks.spawn(engine.run(points_rx, cmd_rx, token));
+    Ok(AlertHandle {
+        tap,
+        stats,
+        outbox: outbox_stats,
+        store,
+        commands: cmd_tx,
+    })
+}
+
+/// Commits engine batches, merging whatever is queued into one transaction.
+async fn store_writer(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Batch>,
+    fresh: mpsc::Sender<Notification>,
+    stats: Arc<EngineStats>,
+) {
+    while let Some(mut batch) = rx.recv().await {
+        while let Ok(more) = rx.try_recv() {
+            batch.series.extend(more.series);
+            batch.forget_series.extend(more.forget_series);
+            batch.alerts.extend(more.alerts);
+            batch.check_states.extend(more.check_states);
+            batch.notifications.extend(more.notifications);
+            if batch.alerts.len() + batch.series.len() > 10_000 {
+                break;
+            }
+        }
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.commit(&batch)).await {
+            Ok(Ok(created)) => {
+                for n in created {
+                    // A full queue only delays it: the outbox's poll finds it.
+                    let _ = fresh.try_send(n);
+                }
+            }
+            Ok(Err(e)) => {
+                stats.store_errors.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, "Committing alert state failed.");
+            }
+            Err(e) => tracing::error!(error = %e, "The store writer panicked."),
+        }
+    }
+}
+
+impl Engine {
+    fn insert(&mut self, check: Check) -> Slot {
+        if let Some(&slot) = self.by_id.get(&check.id) {
+            let rt = self.slots[slot as usize]
+                .as_mut()
+                .expect("slot of a known id");
+            let target_changed = rt.check.target != check.target;
+            rt.check = check;
+            if target_changed {
+                self.stats.series.fetch_sub(rt.series.len() as u64, Relaxed);
+                for name in rt.series.keys() {
+                    self.batch
+                        .forget_series
+                        .push((rt.check.id.clone(), name.to_string()));
+                }
+                rt.series.clear();
+                rt.counts = [0; 5];
+            }
+            return slot;
+        }
+        let slot = self
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(self.slots.len());
+        self.by_id.insert(check.id.clone(), slot as Slot);
+        if slot == self.slots.len() {
+            self.slots.push(Some(CheckRt::new(check)));
+        } else {
+            self.slots[slot] = Some(CheckRt::new(check));
+        }
+        slot as Slot
+    }
+
+    fn rebuild_index(&mut self) {
+        self.generation += 1;
+        let live = self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.as_ref()
+                .filter(|rt| rt.check.enabled && rt.check.live)
+                .map(|rt| (i as Slot, rt.check.target.as_str()))
+        });
+        let (index, errors) = PatternIndex::build(live, self.generation);
+        for (slot, e) in errors {
+            tracing::warn!(slot, error = %e, "A live check's target is not a valid glob; it is skipped.");
+        }
+        self.index = Arc::new(index);
+        self.names.clear();
+        self.tap.publish(self.index.clone());
+    }
+
+    async fn run(
+        mut self,
+        mut points: mpsc::Receiver<Vec<Point>>,
+        mut commands: mpsc::Receiver<Command>,
+        token: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(self.cfg.tick_ms.max(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                Some(batch) = points.recv() => {
+                    let now = self.clock.now_ms();
+                    for p in batch {
+                        self.evaluate(&p, now);
+                    }
+                    // Take whatever else is already queued in the same step.
+                    while let Ok(batch) = points.try_recv() {
+                        for p in batch {
+                            self.evaluate(&p, now);
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = self.clock.now_ms();
+                    self.tick(now);
+                }
+                Some(cmd) = commands.recv() => self.command(cmd).await,
+            }
+            self.finish_step().await;
+        }
+        self.finish_step().await;
+    }
+
+    fn evaluate(&mut self, p: &Point, now: i64) {
+        let slots = match self.names.get(&p.name) {
+            Some(s) => s.clone(),
+            None => {
+                let mut out = Vec::new();
+                self.index.matches(&p.name, &mut out);
+                let s: Box<[Slot]> = out.into();
+                if self.names.len() >= self.cfg.max_cached_names {
+                    self.names.clear();
+                }
+                self.names.insert(p.name.clone(), s.clone());
+                s
+            }
+        };
+        for &slot in slots.iter() {
+            let Some(rt) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
+                continue;
+            };
+            self.stats.evaluations.fetch_add(1, Relaxed);
+            rt.check.last_check = Some(now);
+            if !rt.series.contains_key(&p.name) {
+                if rt.series.len() >= self.cfg.max_series_per_check {
+                    self.stats.series_refused.fetch_add(1, Relaxed);
+                    continue;
+                }
+                rt.series.insert(p.name.clone(), SeriesState::new(now));
+                rt.counts[AlertType::Ok as usize] += 1;
+                self.stats.series.fetch_add(1, Relaxed);
+            }
+            let series = rt.series.get_mut(&p.name).expect("inserted above");
+            if let Some(t) = series.observe(&rt.check, p.value, now) {
+                series.last_notified_ms = Some(now);
+                let saved = series.clone();
+                Self::transition(
+                    rt,
+                    &p.name,
+                    t,
+                    now,
+                    saved,
+                    &mut self.batch,
+                    &mut self.changed,
+                    slot,
+                );
+                self.stats.transitions.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn transition(
+        rt: &mut CheckRt,
+        name: &str,
+        t: Transition,
+        now: i64,
+        saved: SeriesState,
+        batch: &mut Batch,
+        changed: &mut Vec<(Slot, Alert)>,
+        slot: Slot,
+    ) {
+        rt.counts[t.from as usize] -= 1;
+        rt.counts[t.to as usize] += 1;
+        let alert = Alert {
+            id: new_id(),
+            check_id: rt.check.id.clone(),
+            value: t.value,
+            target: name.to_string(),
+            warn: rt.check.warn.clone(),
+            error: rt.check.error.clone(),
+            from_type: t.from,
+            to_type: t.to,
+            timestamp: now,
+        };
+        batch
+            .series
+            .push((rt.check.id.clone(), name.to_string(), saved));
+        batch.alerts.push(alert.clone());
+        changed.push((slot, alert));
+    }
+
+    fn tick(&mut self, now: i64) {
+        for (slot, entry) in self.slots.iter_mut().enumerate() {
+            let Some(rt) = entry.as_mut() else { continue };
+            if !rt.needs_tick() || !rt.check.enabled {
+                continue;
+            }
+            let names: Vec<Box<str>> = rt.series.keys().cloned().collect();
+            for name in names {
+                let series = rt.series.get_mut(&name).expect("key from the map");
+                if let Some(t) = series.tick(&rt.check, now) {
+                    series.last_notified_ms = Some(now);
+                    let saved = series.clone();
+                    Self::transition(
+                        rt,
+                        &name,
+                        t,
+                        now,
+                        saved,
+                        &mut self.batch,
+                        &mut self.changed,
+                        slot as Slot,
+                    );
+                    self.stats.transitions.fetch_add(1, Relaxed);
+                } else if series.reminder_due(&rt.check, now) {
+                    let saved = series.clone();
+                    self.batch
+                        .series
+                        .push((rt.check.id.clone(), name.to_string(), saved.clone()));
+                    let reminder = Alert {
+                        id: new_id(),
+                        check_id: rt.check.id.clone(),
+                        value: saved.value,
+                        target: name.to_string(),
+                        warn: rt.check.warn.clone(),
+                        error: rt.check.error.clone(),
+                        from_type: saved.state,
+                        to_type: saved.state,
+                        timestamp: now,
+                    };
+                    queue_notifications(
+                        &rt.check,
+                        &[reminder],
+                        NotificationKind::Reminder,
+                        now,
+                        &self.tz,
+                        &mut self.batch,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Turns this step's changes into check states and notifications, and
+    /// hands everything to the store writer.
+    async fn finish_step(&mut self) {
+        if !self.changed.is_empty() {
+            let now = self.clock.now_ms();
+            let mut changed = std::mem::take(&mut self.changed);
+            changed.sort_by_key(|(slot, _)| *slot);
+            for group in changed.chunk_by(|a, b| a.0 == b.0) {
+                let Some(rt) = self.slots[group[0].0 as usize].as_mut() else {
+                    continue;
+                };
+                let state = check_state(&rt.counts, rt.check.allow_no_data);
+                rt.check.state = state;
+                rt.check.last_check = Some(now);
+                self.batch
+                    .check_states
+                    .push((rt.check.id.clone(), state, now));
+                let alerts: Vec<Alert> = group.iter().map(|(_, a)| a.clone()).collect();
+                queue_notifications(
+                    &rt.check,
+                    &alerts,
+                    NotificationKind::Change,
+                    now,
+                    &self.tz,
+                    &mut self.batch,
+                );
+            }
+        }
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            // Waiting here is the engine's backpressure; the data path
+            // only ever try_sends to the engine.
+            if self.to_store.send(batch).await.is_err() {
+                tracing::error!("The store writer has stopped; alert state is not being saved.");
+            }
+        }
+    }
+
+    async fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Upsert(check, reply) => {
+                let mut check = *check;
+                let result = async {
+                    validate(&check)?;
+                    if check.id.is_empty() {
+                        check.id = new_id();
+                    }
+                    for s in check.subscriptions.iter_mut().filter(|s| s.id.is_empty()) {
+                        s.id = new_id();
+                    }
+                    if let Some(rt) = self
+                        .by_id
+                        .get(&check.id)
+                        .and_then(|&s| self.slots[s as usize].as_ref())
+                    {
+                        // State is the engine's to set, unless a client sets it.
+                        if check.last_check.is_none() {
+                            check.last_check = rt.check.last_check;
+                        }
+                    }
+                    let store = self.store.clone();
+                    let c = check.clone();
+                    tokio::task::spawn_blocking(move || store.put_check(&c))
+                        .await
+                        .map_err(|_| CheckError::Stopped)??;
+                    self.insert(check.clone());
+                    self.rebuild_index();
+                    Ok(check)
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+            Command::Delete(id, reply) => {
+                let store = self.store.clone();
+                let i = id.clone();
+                let result = tokio::task::spawn_blocking(move || store.delete_check(&i))
+                    .await
+                    .map_err(|_| CheckError::Stopped);
+                let result = match result {
+                    Ok(Ok(found)) => {
+                        if let Some(slot) = self.by_id.remove(&id) {
+                            if let Some(rt) = self.slots[slot as usize].take() {
+                                self.stats.series.fetch_sub(rt.series.len() as u64, Relaxed);
+                            }
+                            self.rebuild_index();
+                        }
+                        Ok(found)
+                    }
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(result);
+            }
+            Command::List(reply) => {
+                let _ = reply.send(
+                    self.slots
+                        .iter()
+                        .flatten()
+                        .map(|rt| rt.check.clone())
+                        .collect(),
+                );
+            }
+            Command::Series(id, reply) => {
+                let series = self
+                    .by_id
+                    .get(&id)
+                    .and_then(|&s| self.slots[s as usize].as_ref())
+                    .map(|rt| {
+                        rt.series
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let _ = reply.send(series);
+            }
+        }
+    }
+}
+
+/// Queues one notification per subscription that wants any of `alerts`,
+/// deferred to the next open window and past any mute.
+fn queue_notifications(
+    check: &Check,
+    alerts: &[Alert],
+    kind: NotificationKind,
+    now: i64,
+    tz: &TimeZone,
+    batch: &mut Batch,
+) {
+    for sub in &check.subscriptions {
+        let wanted = schedule::filter(sub, alerts);
+        if wanted.is_empty() {
+            continue;
+        }
+        let earliest = check.muted_until.map_or(now, |m| m.max(now));
+        let Some(not_before_ms) = schedule::next_open(sub, earliest, tz) else {
+            tracing::warn!(check = %check.name, subscription = %sub.id, "Subscription has no open day or time; nothing sent.");
+            continue;
+        };
+        batch.notifications.push(NewNotification {
+            kind,
+            check: check.clone(),
+            subscription: sub.clone(),
+            alerts: wanted,
+            not_before_ms,
+        });
+    }
+}

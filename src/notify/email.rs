@@ -1,0 +1,128 @@
+//! EMAIL through SMTP (lettre): one message per notification to the
+//! subscription's address, HTML with a table of the changes as in Seyren's
+//! template. `protocol = "smtp"` upgrades with STARTTLS when the server
+//! offers it (required on port 587, as Seyren does); `"smtps"` speaks TLS
+//! from the start. Login only when a username is set.
+
+use lettre::message::{header::ContentType, Mailbox};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::alert::model::SubscriptionType;
+use crate::notify::{Notifier, NotifyConfig, NotifyError, SmtpConfig};
+use crate::store::NewNotification;
+
+/// The email notifier.
+#[derive(Debug, Clone)]
+pub struct EmailNotifier {
+    smtp: SmtpConfig,
+    cfg: NotifyConfig,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl EmailNotifier {
+    /// From the config.
+    pub fn new(smtp: &SmtpConfig, cfg: &NotifyConfig) -> Self {
+        EmailNotifier {
+            smtp: smtp.clone(),
+            cfg: cfg.clone(),
+        }
+    }
+
+    /// Subject and HTML body.
+    pub fn render(&self, n: &NewNotification) -> (String, String) {
+        let c = &n.check;
+        let subject = format!("carbonwatch alert: {} is {}", c.name, c.state);
+        let mut rows = String::new();
+        for a in &n.alerts {
+            let when = jiff::Timestamp::from_millisecond(a.timestamp)
+                .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            let th = |t: &Option<crate::alert::model::Threshold>| {
+                t.as_ref().map_or(String::new(), |t| t.text.clone())
+            };
+            rows.push_str(&format!(
+                "<tr><td>{when}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                escape(&a.target),
+                a.value.map_or("no data".into(), |v| v.to_string()),
+                th(&a.warn),
+                th(&a.error),
+                a.from_type,
+                a.to_type
+            ));
+        }
+        let body = format!(
+            "<html><body><h2><a href=\"{url}\">{name}</a> is {state}</h2><p>{desc}</p>\
+             <table border=\"1\"><tr><th>Timestamp</th><th>Target</th><th>Value</th><th>Warn</th><th>Error</th><th>From</th><th>To</th></tr>\n{rows}</table></body></html>",
+            url = escape(&self.cfg.check_url(&c.id)),
+            name = escape(&c.name),
+            state = c.state,
+            desc = escape(c.description.as_deref().unwrap_or("")),
+        );
+        (subject, body)
+    }
+
+    fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
+        let s = &self.smtp;
+        let fail = |e: lettre::transport::smtp::Error| NotifyError::Failed(e.to_string());
+        let tls_params = || TlsParameters::new(s.host.clone()).map_err(fail);
+        let tls = match (s.protocol.as_str(), s.port) {
+            ("smtps", _) => Tls::Wrapper(tls_params()?),
+            (_, 587) => Tls::Required(tls_params()?),
+            _ => Tls::Opportunistic(tls_params()?),
+        };
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+            .port(s.port)
+            .tls(tls)
+            .timeout(Some(std::time::Duration::from_secs(
+                self.cfg.timeout_secs.max(1),
+            )));
+        if !s.username.is_empty() {
+            b = b.credentials(Credentials::new(s.username.clone(), s.password.clone()));
+        }
+        Ok(b.build())
+    }
+}
+
+impl Notifier for EmailNotifier {
+    fn kind(&self) -> SubscriptionType {
+        SubscriptionType::Email
+    }
+
+    async fn send(&self, n: &NewNotification) -> Result<(), NotifyError> {
+        if self.smtp.host.is_empty() {
+            return Err(NotifyError::NotConfigured("no SMTP host"));
+        }
+        let bad = |what: &str, e: String| NotifyError::Failed(format!("{what}: {e}"));
+        let from: Mailbox = self
+            .smtp
+            .from
+            .parse()
+            .map_err(|e: lettre::address::AddressError| bad("SMTP from", e.to_string()))?;
+        let to: Mailbox = n
+            .subscription
+            .target
+            .parse()
+            .map_err(|e: lettre::address::AddressError| bad("recipient", e.to_string()))?;
+        let (subject, body) = self.render(n);
+        let msg = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(subject)
+            .header(ContentType::TEXT_HTML)
+            .body(body)
+            .map_err(|e| bad("message", e.to_string()))?;
+        self.transport()?
+            .send(msg)
+            .await
+            .map(|_| ())
+            .map_err(|e| NotifyError::Failed(e.to_string()))
+    }
+}

@@ -1,0 +1,214 @@
+//! Stage 7, **notify**: delivering alert notifications.
+//!
+//! Every channel is a [`Notifier`] with the same two methods, so knowing
+//! one means knowing all: [`http`] (Seyren's JSON payload), [`slack`]
+//! (incoming webhook), [`pagerduty`] (Events API v2), [`alertmanager`] (v2
+//! alerts API, so grouping and silences come from Alertmanager) and
+//! [`email`] (SMTP through lettre). [`outbox`] drives them from the store's
+//! outbox with retries; [`schedule`] decides when a subscription listens.
+
+pub mod alertmanager;
+pub mod email;
+pub mod http;
+pub mod outbox;
+pub mod pagerduty;
+pub mod schedule;
+pub mod slack;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::alert::model::SubscriptionType;
+use crate::store::NewNotification;
+
+/// A delivery failure.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The channel is not configured (for example no SMTP host).
+    #[error("not configured: {0}")]
+    NotConfigured(&'static str),
+    /// The request could not be made or was refused.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<reqwest::Error> for NotifyError {
+    fn from(e: reqwest::Error) -> Self {
+        NotifyError::Failed(e.to_string())
+    }
+}
+
+/// `[smtp]`: the mail server (Seyren's `SMTP_*` variables override it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// Server host; `""` disables EMAIL subscriptions.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Sender address.
+    pub from: String,
+    /// Login, if the server needs one.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// `smtp` (STARTTLS when the server offers it, required on port 587)
+    /// or `smtps` (TLS from the first byte).
+    pub protocol: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: "localhost".into(),
+            port: 25,
+            from: "alert@carbonwatch".into(),
+            username: String::new(),
+            password: String::new(),
+            protocol: "smtp".into(),
+        }
+    }
+}
+
+/// `[notify]`: delivery settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Base URL of this service's UI, for links (Seyren's `SEYREN_URL`).
+    pub seyren_url: String,
+    /// Graphite's URL, for preview images in payloads (`GRAPHITE_URL`).
+    pub graphite_url: String,
+    /// When set, every HTTP subscription posts here (`HTTP_NOTIFICATION_URL`).
+    pub http_notification_url: String,
+    /// Incoming-webhook URL for SLACK subscriptions whose target is a
+    /// channel name rather than a URL.
+    pub slack_webhook_url: String,
+    /// PagerDuty Events API base URL.
+    pub pagerduty_url: String,
+    /// Alertmanager base URL for ALERTMANAGER subscriptions whose target is
+    /// empty.
+    pub alertmanager_url: String,
+    /// Delivery attempts before a notification is marked failed.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt.
+    pub retry_min_secs: u64,
+    /// Longest retry delay.
+    pub retry_max_secs: u64,
+    /// One delivery attempt's time limit, so a hung endpoint cannot hold a
+    /// delivery slot.
+    pub timeout_secs: u64,
+    /// Deliveries in flight at once; one slow channel cannot take them all
+    /// for longer than `timeout_secs`.
+    pub concurrency: usize,
+    /// How often the outbox looks for due retries and deferred deliveries.
+    pub poll_interval_ms: u64,
+    /// Time zone of subscription windows (IANA name).
+    pub timezone: String,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            seyren_url: "http://localhost:8080".into(),
+            graphite_url: "http://localhost:80".into(),
+            http_notification_url: String::new(),
+            slack_webhook_url: String::new(),
+            pagerduty_url: "https://events.pagerduty.com".into(),
+            alertmanager_url: "http://localhost:9093".into(),
+            max_attempts: 8,
+            retry_min_secs: 5,
+            retry_max_secs: 600,
+            timeout_secs: 10,
+            concurrency: 16,
+            poll_interval_ms: 1000,
+            timezone: "UTC".into(),
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// Delay before retry number `attempt` (1-based).
+    pub fn retry_delay(&self, attempt: u32) -> Duration {
+        let secs = self
+            .retry_min_secs
+            .saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+        Duration::from_secs(secs.min(self.retry_max_secs.max(self.retry_min_secs)))
+    }
+
+    /// Link to a check in the UI.
+    pub fn check_url(&self, check_id: &str) -> String {
+        format!(
+            "{}/#/checks/{check_id}",
+            self.seyren_url.trim_end_matches('/')
+        )
+    }
+}
+
+/// A delivery channel.
+pub trait Notifier: Send + Sync {
+    /// The subscription type it serves.
+    fn kind(&self) -> SubscriptionType;
+    /// Delivers one notification.
+    fn send(
+        &self,
+        n: &NewNotification,
+    ) -> impl std::future::Future<Output = Result<(), NotifyError>> + Send;
+}
+
+/// One notifier per subscription type.
+#[derive(Debug, Clone)]
+pub struct Notifiers {
+    /// HTTP.
+    pub http: http::HttpNotifier,
+    /// SLACK.
+    pub slack: slack::SlackNotifier,
+    /// PAGERDUTY.
+    pub pagerduty: pagerduty::PagerDutyNotifier,
+    /// ALERTMANAGER.
+    pub alertmanager: alertmanager::AlertmanagerNotifier,
+    /// EMAIL.
+    pub email: email::EmailNotifier,
+}
+
+impl Notifiers {
+    /// Builds every notifier from the config.
+    pub fn new(cfg: &NotifyConfig, smtp: &SmtpConfig) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(cfg.timeout_secs.max(1)))
+            .user_agent(concat!("carbonwatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds with static settings");
+        Notifiers {
+            http: http::HttpNotifier::new(client.clone(), cfg),
+            slack: slack::SlackNotifier::new(client.clone(), cfg),
+            pagerduty: pagerduty::PagerDutyNotifier::new(client.clone(), cfg),
+            alertmanager: alertmanager::AlertmanagerNotifier::new(client, cfg),
+            email: email::EmailNotifier::new(smtp, cfg),
+        }
+    }
+
+    /// Delivers through the notifier for the subscription's type.
+    pub async fn send(&self, n: &NewNotification) -> Result<(), NotifyError> {
+        match n.subscription.kind {
+            SubscriptionType::Http => self.http.send(n).await,
+            SubscriptionType::Slack => self.slack.send(n).await,
+            SubscriptionType::Pagerduty => self.pagerduty.send(n).await,
+            SubscriptionType::Alertmanager => self.alertmanager.send(n).await,
+            SubscriptionType::Email => self.email.send(n).await,
+        }
+    }
+}
+
+/// Fails on a non-2xx answer, with the start of its body.
+async fn expect_success(resp: reqwest::Response) -> Result<(), NotifyError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = resp.text().await.unwrap_or_default();
+    Err(NotifyError::Failed(format!(
+        "HTTP {status}: {}",
+        body.chars().take(200).collect::<String>()
+    )))
+}

@@ -1,0 +1,186 @@
+//! The delivery worker. New notifications arrive from the store writer right
+//! after their commit and are sent at once; a poll every
+//! `poll_interval_ms` picks up retries, deferred notifications whose window
+//! has opened, and anything left over from before a restart. Deliveries run
+//! concurrently up to `concurrency`, each with its own timeout, so one
+//! failing channel never delays the others.
+//!
+//! A notification deferred by a closed window or a mute is delivered only
+//! for the series still in the state it reports; if none is, it is marked
+//! superseded.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::notify::{Notifiers, NotifyConfig};
+use crate::store::{Notification, NotificationKind, NotificationStatus, Store};
+
+/// Outbox counters.
+#[derive(Debug, Default)]
+pub struct OutboxStats {
+    /// Delivered notifications.
+    pub delivered: AtomicU64,
+    /// Attempts that failed and will be retried.
+    pub retried: AtomicU64,
+    /// Notifications given up on.
+    pub failed: AtomicU64,
+    /// Deferred notifications no longer current when due.
+    pub superseded: AtomicU64,
+}
+
+/// The delivery worker.
+pub struct Outbox {
+    store: Arc<dyn Store>,
+    notifiers: Arc<Notifiers>,
+    cfg: NotifyConfig,
+    /// Its counters.
+    pub stats: Arc<OutboxStats>,
+}
+
+impl Outbox {
+    /// A worker over `store`.
+    pub fn new(store: Arc<dyn Store>, notifiers: Notifiers, cfg: NotifyConfig) -> Self {
+        Outbox {
+            store,
+            notifiers: Arc::new(notifiers),
+            cfg,
+            stats: Arc::new(OutboxStats::default()),
+        }
+    }
+
+    /// Runs until cancelled, then waits for deliveries in flight.
+    pub async fn run(self, mut fresh: mpsc::Receiver<Notification>, token: CancellationToken) {
+        let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+        let slots = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
+        let tasks = TaskTracker::new();
+        let mut poll =
+            tokio::time::interval(Duration::from_millis(self.cfg.poll_interval_ms.max(10)));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let me = Arc::new(self);
+        loop {
+            let batch: Vec<Notification> = tokio::select! {
+                _ = token.cancelled() => break,
+                n = fresh.recv() => match n {
+                    Some(n) if n.body.not_before_ms <= now_ms() => vec![n],
+                    Some(_) => continue,
+                    None => break,
+                },
+                _ = poll.tick() => {
+                    let store = me.store.clone();
+                    let due = tokio::task::spawn_blocking(move || store.due_notifications(now_ms(), 256)).await;
+                    match due {
+                        Ok(Ok(d)) => d,
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "Reading the outbox failed.");
+                            continue;
+                        }
+                        Err(_) => continue,
+                    }
+                }
+            };
+            for n in batch {
+                if !in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(n.id)
+                {
+                    continue;
+                }
+                let (me, in_flight, slots) = (me.clone(), in_flight.clone(), slots.clone());
+                tasks.spawn(async move {
+                    let Ok(_permit) = slots.acquire_owned().await else {
+                        return;
+                    };
+                    me.deliver(n.clone()).await;
+                    in_flight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&n.id);
+                });
+            }
+        }
+        tasks.close();
+        tasks.wait().await;
+    }
+
+    async fn deliver(&self, mut n: Notification) {
+        let id = n.id;
+        if n.body.kind == NotificationKind::Change && n.body.not_before_ms > n.created_ms {
+            let store = self.store.clone();
+            let alerts = n.body.alerts.clone();
+            let current = tokio::task::spawn_blocking(move || {
+                alerts
+                    .into_iter()
+                    .filter(|a| {
+                        store.series_state(&a.check_id, &a.target).ok().flatten() == Some(a.to_type)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            if current.is_empty() {
+                self.stats.superseded.fetch_add(1, Relaxed);
+                self.finish(id, NotificationStatus::Superseded, None, None)
+                    .await;
+                return;
+            }
+            n.body.alerts = current;
+        }
+        let timeout = Duration::from_secs(self.cfg.timeout_secs.max(1));
+        let result = match tokio::time::timeout(timeout, self.notifiers.send(&n.body)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("timed out".to_string()),
+        };
+        let sub = &n.body.subscription;
+        match result {
+            Ok(()) => {
+                self.stats.delivered.fetch_add(1, Relaxed);
+                tracing::info!(check = %n.body.check.name, kind = sub.kind.as_str(), target = %sub.target, "Notification delivered.");
+                self.finish(id, NotificationStatus::Delivered, None, None)
+                    .await;
+            }
+            Err(e) if n.attempts + 1 < self.cfg.max_attempts => {
+                self.stats.retried.fetch_add(1, Relaxed);
+                let at = now_ms() + self.cfg.retry_delay(n.attempts + 1).as_millis() as i64;
+                tracing::warn!(check = %n.body.check.name, kind = sub.kind.as_str(), error = %e, attempt = n.attempts + 1, "Notification failed; will retry.");
+                self.finish(id, NotificationStatus::Pending, Some(e), Some(at))
+                    .await;
+            }
+            Err(e) => {
+                self.stats.failed.fetch_add(1, Relaxed);
+                tracing::error!(check = %n.body.check.name, kind = sub.kind.as_str(), error = %e, "Notification failed; giving up.");
+                self.finish(id, NotificationStatus::Failed, Some(e), None)
+                    .await;
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        id: i64,
+        status: NotificationStatus,
+        error: Option<String>,
+        retry_at: Option<i64>,
+    ) {
+        let store = self.store.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            store.finish_notification(id, status, error.as_deref(), retry_at)
+        })
+        .await;
+        if let Ok(Err(e)) = r {
+            tracing::error!(error = %e, id, "Recording a notification outcome failed.");
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
