@@ -136,7 +136,12 @@ impl App {
                 .await
                 .map_err(bind_err("admin", addr))?;
             app.admin = l.local_addr().ok();
-            tasks.spawn(crate::api::serve(l, relay.clone(), background.clone()));
+            tasks.spawn(crate::api::serve(
+                l,
+                relay.clone(),
+                app.alerts.clone(),
+                background.clone(),
+            ));
         }
         if config.stats.enabled {
             tasks.spawn(selfmetrics::run(

@@ -89,6 +89,15 @@ async fn a_breach_on_the_stream_notifies_with_seyrens_payload() {
     assert_eq!(b["subscription"]["type"], "HTTP");
     // Forwarding is unaffected.
     sink.wait_lines(2).await;
+    let handle = app.alerts.clone().unwrap();
+    assert_eq!(
+        handle
+            .tap
+            .points_sent
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "only the matching point reached the engine"
+    );
     app.shutdown().await;
 }
 

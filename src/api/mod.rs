@@ -13,6 +13,7 @@ use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tokio_util::sync::CancellationToken;
 
+use crate::alert::engine::AlertHandle;
 use crate::codec::Reject;
 use crate::relay::Relay;
 use crate::stats::DropReason;
@@ -21,16 +22,23 @@ use crate::stats::DropReason;
 #[derive(Clone)]
 struct AdminState {
     relay: Arc<Relay>,
+    alerts: Option<AlertHandle>,
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
 }
 
 /// Serves the admin port until cancelled.
-pub async fn serve(listener: tokio::net::TcpListener, relay: Arc<Relay>, token: CancellationToken) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    relay: Arc<Relay>,
+    alerts: Option<AlertHandle>,
+    token: CancellationToken,
+) {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     let state = AdminState {
         relay,
+        alerts,
         recorder: Arc::new(recorder),
         handle,
     };
@@ -79,6 +87,31 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
                 .set(d.queue.bytes() as f64);
             metrics::gauge!("carbonwatch_destination_up", "destination" => dest)
                 .set(if d.is_healthy() { 1.0 } else { 0.0 });
+        }
+        if let Some(a) = &s.alerts {
+            let (t, e, o) = (&a.tap, &a.stats, &a.outbox);
+            metrics::counter!("carbonwatch_alert_points_total")
+                .absolute(t.points_sent.load(Relaxed));
+            metrics::counter!("carbonwatch_alert_points_dropped_total")
+                .absolute(t.points_dropped.load(Relaxed));
+            metrics::counter!("carbonwatch_alert_evaluations_total")
+                .absolute(e.evaluations.load(Relaxed));
+            metrics::counter!("carbonwatch_alert_transitions_total")
+                .absolute(e.transitions.load(Relaxed));
+            metrics::gauge!("carbonwatch_alert_series").set(e.series.load(Relaxed) as f64);
+            metrics::counter!("carbonwatch_alert_series_refused_total")
+                .absolute(e.series_refused.load(Relaxed));
+            metrics::counter!("carbonwatch_alert_store_errors_total")
+                .absolute(e.store_errors.load(Relaxed));
+            for (outcome, n) in [
+                ("delivered", &o.delivered),
+                ("retried", &o.retried),
+                ("failed", &o.failed),
+                ("superseded", &o.superseded),
+            ] {
+                metrics::counter!("carbonwatch_notifications_total", "outcome" => outcome)
+                    .absolute(n.load(Relaxed));
+            }
         }
     });
     (
