@@ -489,6 +489,7 @@ impl Validator<'_> {
     /// Seyren's UI defaults them.
     fn checks(&mut self, raw: &[Spanned<toml::Table>]) -> Vec<Check> {
         let mut out: Vec<Check> = Vec::new();
+        let mut names = std::collections::HashSet::new();
         for (i, t) in raw.iter().enumerate() {
             let key = format!("check[{i}]");
             let mut table = t.get_ref().clone();
@@ -516,7 +517,7 @@ impl Validator<'_> {
                 self.issue(t, key, e.to_string());
                 continue;
             }
-            if out.iter().any(|c| c.name == check.name) {
+            if !names.insert(check.name.clone()) {
                 self.issue(t, key, format!("check {:?} is defined twice", check.name));
                 continue;
             }

@@ -8,11 +8,14 @@
 //! | 2 | [`codec`] | lines and pickle frames to [`codec::Metric`], with carbon's rules |
 //! | 3 | [`route`] | rules, clusters, bit-exact carbon and carbon-c-relay hashing |
 //! | 4 | [`relay`] | per-destination bounded queues, writers, self-metrics |
+//! | 5 | [`alert`] | Seyren checks evaluated on the stream: index, state machine, engine |
+//! | 6 | `poll` | the render-API poller (planned, issue #4) |
+//! | 7 | [`notify`] | HTTP, Slack, PagerDuty, Alertmanager, email; the outbox worker |
+//! | 8 | [`store`] | checks, series states, alert history, outbox (SQLite) |
 //! | 9 | [`api`] | the admin HTTP port (`/metrics`) |
 //!
 //! Around them: [`config`] (the TOML file), [`stats`] (shared counters),
-//! [`app`] (wiring, reload, shutdown) and [`bench`] (the load generator).
-//! Stages 5-8 (`alert`, `poll`, `notify`, `store`) are planned; see README.
+//! [`app`] (wiring, reload, shutdown) and [`bench`] (the load generators).
 #![deny(missing_docs)]
 
 pub mod alert;

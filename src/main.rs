@@ -62,6 +62,27 @@ enum Command {
         #[arg(long)]
         watch_pid: Option<u32>,
     },
+    /// Time breaching lines to their webhooks while a background load flows.
+    BenchLatency {
+        /// The relay's plaintext TCP address.
+        #[arg(long)]
+        target: SocketAddr,
+        /// The address the relay forwards to.
+        #[arg(long)]
+        sink: SocketAddr,
+        /// The address the relay's HTTP subscription posts to.
+        #[arg(long)]
+        hook: SocketAddr,
+        /// Background lines per second.
+        #[arg(long, default_value_t = 1_000_000)]
+        rate: u64,
+        /// Probe lines to time.
+        #[arg(long, default_value_t = 1000)]
+        probes: usize,
+        /// Milliseconds between probes.
+        #[arg(long, default_value_t = 10)]
+        interval_ms: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -100,6 +121,29 @@ fn main() -> anyhow::Result<()> {
                     report.undelivered
                 );
             }
+            Ok(())
+        }
+        Command::BenchLatency {
+            target,
+            sink,
+            hook,
+            rate,
+            probes,
+            interval_ms,
+        } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let opts = carbonwatch::bench::LatencyOptions {
+                target,
+                sink,
+                hook,
+                rate,
+                probes,
+                probe_interval: Duration::from_millis(interval_ms),
+            };
+            let report = rt
+                .block_on(carbonwatch::bench::latency(opts))
+                .context("benchmark failed")?;
+            println!("{report}");
             Ok(())
         }
         Command::Bench {

@@ -274,18 +274,25 @@ pub async fn start(
         .map_err(|e| CheckError::Invalid(format!("timezone {:?}: {e}", notify.timezone)))?;
     let s = store.clone();
     let (checks, series) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let stored: HashMap<String, Check> = s
+            .load_checks()?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        let mut upserts = Vec::with_capacity(config_checks.len());
         for mut c in config_checks {
             c.id = if c.id.is_empty() {
                 config_check_id(&c.name)
             } else {
                 c.id
             };
-            if let Some(old) = s.get_check(&c.id)? {
+            if let Some(old) = stored.get(&c.id) {
                 c.state = old.state;
                 c.last_check = old.last_check;
             }
-            s.put_check(&c)?;
+            upserts.push(c);
         }
+        s.put_checks(&upserts)?;
         Ok((s.load_checks()?, s.load_series()?))
     })
     .await

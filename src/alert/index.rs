@@ -14,6 +14,7 @@
 
 use rustc_hash::FxHashMap;
 
+use crate::route::glob::NodeGlob;
 use crate::route::Glob;
 
 /// A check's slot in the engine, the payload of a pattern.
@@ -23,7 +24,7 @@ pub type Slot = u32;
 struct Node {
     literal: FxHashMap<Box<str>, Node>,
     star: Option<Box<Node>>,
-    globs: Vec<(Glob, Node)>,
+    globs: Vec<(NodeGlob, Node)>,
     terminal: Vec<Slot>,
 }
 
@@ -96,7 +97,8 @@ impl PatternIndex {
                 let at = match at {
                     Some(i) => i,
                     None => {
-                        let glob = Glob::new(part).map_err(|e| e.to_string())?;
+                        let glob = NodeGlob::new(part)
+                            .ok_or_else(|| format!("invalid glob node {part:?}"))?;
                         node.globs.push((glob, Node::default()));
                         node.globs.len() - 1
                     }

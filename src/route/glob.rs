@@ -155,6 +155,189 @@ fn class(p: &[char], i: usize, re: &mut String) -> Result<usize, &'static str> {
     Ok(j + 1)
 }
 
+/// One dot-free node of a Graphite glob, matched without a regex engine.
+///
+/// The pattern index holds one matcher per wildcard node of every live
+/// check; as `regex::Regex` values they cost about 10 KB each (1 GB for
+/// 100,000 checks in `scripts/bench-alerts.sh`), as tokens about a hundred
+/// bytes. Braces are expanded when the matcher is built, as graphite-web's
+/// `expand_braces` does; matching backtracks over `*`.
+#[derive(Debug, Clone)]
+pub struct NodeGlob {
+    pattern: Box<str>,
+    alternatives: Box<[Box<[Tok]>]>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Lit(char),
+    Any,
+    One,
+    Class {
+        negate: bool,
+        items: Box<[(char, char)]>,
+    },
+}
+
+/// Most alternatives a node's braces may expand to; beyond it the node is
+/// refused (the index then matches the whole pattern with [`Glob`]).
+const MAX_ALTERNATIVES: usize = 256;
+
+impl NodeGlob {
+    /// Compiles one node (no `.`). `None` if it has unbalanced braces or
+    /// expands to too many alternatives.
+    pub fn new(pattern: &str) -> Option<NodeGlob> {
+        let chars: Vec<char> = pattern.chars().filter(|&c| c != '\\').collect();
+        let expanded = expand(&chars)?;
+        let alternatives = expanded
+            .iter()
+            .map(|alt| tokens(alt).into_boxed_slice())
+            .collect();
+        Some(NodeGlob {
+            pattern: pattern.into(),
+            alternatives,
+        })
+    }
+
+    /// The node as written.
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// Whether the whole of `name` matches.
+    pub fn is_match(&self, name: &str) -> bool {
+        self.alternatives.iter().any(|t| match_toks(t, name))
+    }
+}
+
+/// Expands `{a,b}` groups, innermost first in effect, into plain patterns.
+fn expand(p: &[char]) -> Option<Vec<Vec<char>>> {
+    let Some(open) = p.iter().position(|&c| c == '{') else {
+        return Some(vec![p.to_vec()]);
+    };
+    let (mut depth, mut close, mut commas) = (0, None, Vec::new());
+    for (i, &c) in p.iter().enumerate().skip(open) {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(i);
+                    break;
+                }
+            }
+            ',' if depth == 1 => commas.push(i),
+            _ => {}
+        }
+    }
+    let close = close?;
+    let mut bounds = vec![open];
+    bounds.extend(commas);
+    bounds.push(close);
+    let mut out = Vec::new();
+    for w in bounds.windows(2) {
+        let mut candidate = p[..open].to_vec();
+        candidate.extend_from_slice(&p[w[0] + 1..w[1]]);
+        candidate.extend_from_slice(&p[close + 1..]);
+        for e in expand(&candidate)? {
+            if !out.contains(&e) {
+                out.push(e);
+            }
+            if out.len() > MAX_ALTERNATIVES {
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+fn tokens(p: &[char]) -> Vec<Tok> {
+    let mut out = Vec::with_capacity(p.len());
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '*' => {
+                if out.last() != Some(&Tok::Any) {
+                    out.push(Tok::Any);
+                }
+                i += 1;
+            }
+            '?' => {
+                out.push(Tok::One);
+                i += 1;
+            }
+            '[' => {
+                let mut j = i + 1;
+                let negate = p.get(j) == Some(&'!');
+                if negate {
+                    j += 1;
+                }
+                let start = j;
+                if p.get(j) == Some(&']') {
+                    j += 1;
+                }
+                while j < p.len() && p[j] != ']' {
+                    j += 1;
+                }
+                if j >= p.len() {
+                    out.push(Tok::Lit('['));
+                    i += 1;
+                    continue;
+                }
+                let body = &p[start..j];
+                let mut items = Vec::new();
+                let mut k = 0;
+                while k < body.len() {
+                    if k + 2 < body.len() && body[k + 1] == '-' {
+                        items.push((body[k], body[k + 2]));
+                        k += 3;
+                    } else {
+                        items.push((body[k], body[k]));
+                        k += 1;
+                    }
+                }
+                out.push(Tok::Class {
+                    negate,
+                    items: items.into(),
+                });
+                i = j + 1;
+            }
+            c => {
+                out.push(Tok::Lit(c));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn match_toks(t: &[Tok], s: &str) -> bool {
+    let Some((first, rest)) = t.split_first() else {
+        return s.is_empty();
+    };
+    fn one(s: &str) -> Option<(char, &str)> {
+        let mut it = s.chars();
+        it.next().map(|c| (c, it.as_str()))
+    }
+    match first {
+        Tok::Lit(c) => s.strip_prefix(*c).is_some_and(|r| match_toks(rest, r)),
+        Tok::One => one(s).is_some_and(|(_, r)| match_toks(rest, r)),
+        Tok::Class { negate, items } => one(s).is_some_and(|(c, r)| {
+            let inside = items.iter().any(|&(lo, hi)| lo <= c && c <= hi);
+            inside != *negate && match_toks(rest, r)
+        }),
+        Tok::Any => {
+            if rest.is_empty() {
+                return true;
+            }
+            s.char_indices()
+                .map(|(i, _)| i)
+                .chain(std::iter::once(s.len()))
+                .any(|i| match_toks(rest, &s[i..]))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Glob;
@@ -200,5 +383,34 @@ mod tests {
         assert!(Glob::new("{a,b").is_err());
         assert!(Glob::new("a}").unwrap().is_match("a}"));
         assert!(Glob::new("a,b").unwrap().is_match("a,b"));
+    }
+
+    mod node {
+        use super::super::{Glob, NodeGlob};
+        use proptest::prelude::*;
+
+        #[test]
+        fn node_matcher_agrees_with_the_table() {
+            for (pattern, name, want) in super::TABLE
+                .iter()
+                .filter(|(p, n, _)| !p.contains('.') && !n.contains('.'))
+            {
+                let g = NodeGlob::new(pattern).unwrap();
+                assert_eq!(g.is_match(name), *want, "{pattern} vs {name}");
+            }
+            assert!(NodeGlob::new("{a,b").is_none());
+            assert!(NodeGlob::new("x{a,{b,c}}y").unwrap().is_match("xcy"));
+        }
+
+        proptest! {
+            /// On single nodes the hand-written matcher and the regex-based
+            /// Glob always agree.
+            #[test]
+            fn node_matcher_agrees_with_glob(pattern in "([ab*?]|\\[!?[ab]\\]|\\{[ab*]{0,2},[ab]{0,2}\\}){0,6}", name in "[abc]{0,6}") {
+                let node = NodeGlob::new(&pattern).unwrap();
+                let glob = Glob::new(&pattern).unwrap();
+                prop_assert_eq!(node.is_match(&name), glob.is_match(&name), "{} vs {}", pattern, name);
+            }
+        }
     }
 }

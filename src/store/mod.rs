@@ -119,6 +119,10 @@ pub trait Store: Send + Sync + 'static {
     fn get_check(&self, id: &str) -> Result<Option<Check>, StoreError>;
     /// Inserts or replaces a check (by id); names are unique.
     fn put_check(&self, check: &Check) -> Result<(), StoreError>;
+    /// Inserts or replaces many checks in one transaction.
+    fn put_checks(&self, checks: &[Check]) -> Result<(), StoreError> {
+        checks.iter().try_for_each(|c| self.put_check(c))
+    }
     /// Deletes a check with its series, alerts and pending notifications.
     fn delete_check(&self, id: &str) -> Result<bool, StoreError>;
     /// Every saved series state as `(check id, series, state)`.

@@ -134,6 +134,23 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn put_checks(&self, checks: &[Check]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT INTO checks (id, name, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, doc = excluded.doc",
+            )?;
+            for c in checks {
+                put.execute(params![c.id, c.name, serde_json::to_string(c)?])
+                    .map_err(|e| map_unique(e, &c.name))?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn delete_check(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Alerting benchmarks (issue #3), on loopback:
+#  1. forwarding throughput and relay CPU per line with 0, 1,000 and
+#     100,000 live checks (scripts/gen-checks.py: mixed literal and
+#     wildcard patterns, ~1% of the payload matching), RUNS times each;
+#  2. alert latency: breaching line written -> webhook received, while
+#     forwarding a background load of RATE lines/s;
+#  3. memory per tracked series: 1,000,000 series through one check.
+#   scripts/bench-alerts.sh [RUNS] [LINES] [RATE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}; LINES=${2:-40000000}; RATE=${3:-1000000}
+W=/tmp/carbonwatch-bench; rm -rf "$W"; mkdir -p "$W"
+cargo build --release --quiet
+BIN=$PWD/target/release/carbonwatch
+
+sed "s|^store = \"\"|store = \"$W/cw.db\"|" config/bench/one.toml > "$W/checks-0.toml"
+for n in 1000 100000; do python3 scripts/gen-checks.py "$W/checks-0.toml" $n > "$W/checks-$n.toml"; done
+
+start() { rm -f "$W"/*.db*; $BIN run --config "$1" 2>"$W/log" & PID=$!
+          for _ in $(seq 600); do (echo > /dev/tcp/127.0.0.1/32003) 2>/dev/null && return; sleep 0.1; done; echo "no start"; exit 1; }
+stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
+
+echo "## throughput (lines=$LINES, 4 connections, 1 destination)"
+for r in $(seq "$RUNS"); do for n in 0 1000 100000; do
+    start "$W/checks-$n.toml"
+    echo "checks=$n $($BIN bench --target 127.0.0.1:32003 --sink 127.0.0.1:32103 --connections 4 --lines "$LINES" --watch-pid $PID)"
+    stop
+done; done
+
+echo "## alert latency (background $RATE lines/s, 1000 probes)"
+sed "s|/tmp/carbonwatch-bench|$W|" config/bench/latency.toml > "$W/latency.toml"
+for r in $(seq "$RUNS"); do
+    start "$W/latency.toml"
+    $BIN bench-latency --target 127.0.0.1:32003 --sink 127.0.0.1:32103 --hook 127.0.0.1:32500 --rate "$RATE" --probes 1000
+    stop
+done
+
+echo "## memory per series (1,000,000 series, one check on bench.*.*.*)"
+sed 's|^target = "probe.\*.value"|target = "bench.*.*.*"|; s|^warn = 5|warn = 1000000000|; s|^error = 10|error = 2000000000|' "$W/latency.toml" > "$W/mem.toml"
+start "$W/mem.toml"; sleep 1
+before=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
+$BIN bench --target 127.0.0.1:32003 --sink 127.0.0.1:32103 --connections 4 --names 250000 --lines 1000000 >/dev/null
+sleep 2
+after=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
+series=$(curl -s 127.0.0.1:32080/metrics | awk '/^carbonwatch_alert_series / {print $2}')
+stop
+echo "series=$series rss_before=${before}KiB rss_after=${after}KiB bytes_per_series=$(( (after - before) * 1024 / series ))"
