@@ -212,3 +212,136 @@ async fn expect_success(resp: reqwest::Response) -> Result<(), NotifyError> {
         body.chars().take(200).collect::<String>()
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::model::{Alert, AlertType, Check, Subscription, Threshold};
+    use crate::store::{NewNotification, NotificationKind};
+
+    fn notification(kind: SubscriptionType, target: &str, state: AlertType) -> NewNotification {
+        let mut check: Check = serde_json::from_value(serde_json::json!({
+            "id": "c1", "name": "ssh", "description": "failed logins", "target": "auth.*.failed",
+            "warn": "5", "error": "10", "enabled": true, "live": true}))
+        .unwrap();
+        check.state = state;
+        let subscription: Subscription = serde_json::from_value(
+            serde_json::json!({"type": kind, "target": target, "enabled": true}),
+        )
+        .unwrap();
+        let alert = Alert {
+            id: "a1".into(),
+            check_id: "c1".into(),
+            value: Some(12.0),
+            target: "auth.web1.failed".into(),
+            warn: Threshold::parse("5"),
+            error: Threshold::parse("10"),
+            from_type: AlertType::Warn,
+            to_type: state,
+            timestamp: 1_700_000_000_000,
+        };
+        NewNotification {
+            kind: NotificationKind::Change,
+            check,
+            subscription,
+            alerts: vec![alert],
+            not_before_ms: 0,
+        }
+    }
+
+    fn cfg() -> NotifyConfig {
+        NotifyConfig {
+            seyren_url: "http://cw".into(),
+            ..NotifyConfig::default()
+        }
+    }
+
+    #[test]
+    fn slack_text_follows_seyren() {
+        let n = notification(SubscriptionType::Slack, "#ops!", AlertType::Error);
+        let text = slack::SlackNotifier::new(reqwest::Client::new(), &cfg()).text(&n);
+        assert_eq!(
+            text,
+            "*ERROR* ssh [http://cw/#/checks/c1]\n> failed logins\n```\nauth.web1.failed = 12 (WARN to ERROR)\n```\n#error <!channel>"
+        );
+    }
+
+    #[test]
+    fn pagerduty_triggers_and_resolves_one_incident_per_check() {
+        let pd = pagerduty::PagerDutyNotifier::new(reqwest::Client::new(), &cfg());
+        let fire = pd
+            .event(&notification(
+                SubscriptionType::Pagerduty,
+                "key",
+                AlertType::Error,
+            ))
+            .unwrap();
+        assert_eq!(
+            (
+                fire["event_action"].as_str(),
+                fire["payload"]["severity"].as_str()
+            ),
+            (Some("trigger"), Some("error"))
+        );
+        assert_eq!(fire["routing_key"], "key");
+        assert_eq!(fire["dedup_key"], "MonitoringAlerts_c1");
+        let ok = pd
+            .event(&notification(
+                SubscriptionType::Pagerduty,
+                "key",
+                AlertType::Ok,
+            ))
+            .unwrap();
+        assert_eq!(ok["event_action"], "resolve");
+        assert_eq!(ok["dedup_key"], fire["dedup_key"]);
+        assert!(pd
+            .event(&notification(
+                SubscriptionType::Pagerduty,
+                "key",
+                AlertType::Unknown
+            ))
+            .is_none());
+    }
+
+    #[test]
+    fn alertmanager_resolves_the_state_it_leaves() {
+        let am = alertmanager::AlertmanagerNotifier::new(reqwest::Client::new(), &cfg());
+        let v = am.alerts(&notification(
+            SubscriptionType::Alertmanager,
+            "",
+            AlertType::Error,
+        ));
+        let list = v.as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["labels"]["severity"], "warning");
+        assert_eq!(
+            list[0]["startsAt"], list[0]["endsAt"],
+            "the WARN alert ends now"
+        );
+        assert_eq!(list[1]["labels"]["severity"], "critical");
+        assert_ne!(list[1]["startsAt"], list[1]["endsAt"]);
+    }
+
+    #[test]
+    fn email_escapes_and_lists_changes() {
+        let mut n = notification(SubscriptionType::Email, "a@b.c", AlertType::Error);
+        n.check.name = "<script>".into();
+        let (subject, body) = email::EmailNotifier::new(&SmtpConfig::default(), &cfg()).render(&n);
+        assert_eq!(subject, "carbonwatch alert: <script> is ERROR");
+        assert!(body.contains("&lt;script&gt;") && !body.contains("<script>"));
+        assert!(body.contains(
+            "<td>auth.web1.failed</td><td>12</td><td>5</td><td>10</td><td>WARN</td><td>ERROR</td>"
+        ));
+    }
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let c = NotifyConfig {
+            retry_min_secs: 5,
+            retry_max_secs: 60,
+            ..NotifyConfig::default()
+        };
+        let d: Vec<u64> = (1..=6).map(|a| c.retry_delay(a).as_secs()).collect();
+        assert_eq!(d, vec![5, 10, 20, 40, 60, 60]);
+    }
+}
