@@ -110,6 +110,16 @@ fn write_config_admin(
     .unwrap();
 }
 
+/// `carbonwatch run --config path`, with its log captured.
+fn run(path: &std::path::Path) -> std::process::Child {
+    Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn signal(child: &std::process::Child, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -135,12 +145,7 @@ async fn sighup_reloads_and_sigterm_drains() {
     let path = dir.path().join("c.toml");
     let port = free_port();
     write_config(&path, port, &[a.addr.to_string()], 5);
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = run(&path);
     let mut s = connect(port).await;
     s.write_all(b"one 1 1700000000\n").await.unwrap();
     a.wait_lines(1).await;
@@ -181,12 +186,7 @@ async fn sigterm_reports_exactly_what_could_not_be_delivered() {
     let port = free_port();
     let admin = format!("127.0.0.1:{}", free_port());
     write_config_admin(&path, port, &[down.to_string()], 1, &admin);
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = run(&path);
     let mut s = connect(port).await;
     for i in 0..250 {
         s.write_all(format!("lost.m {i} 1700000000\n").as_bytes())
