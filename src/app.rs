@@ -153,10 +153,12 @@ impl App {
         Ok(app)
     }
 
-    /// Re-reads the config file and installs its routes and clusters.
+    /// Re-reads the config file and installs its routes, clusters and
+    /// checks. Checks added or changed in the file are upserted with their
+    /// current state kept; checks removed from the file are deleted.
     /// Listener addresses and limits need a restart; a change to them is
     /// logged and otherwise ignored.
-    pub fn reload(&mut self, path: &Path) -> Result<(), ConfigError> {
+    pub async fn reload(&mut self, path: &Path) -> Result<(), ConfigError> {
         let new = Config::load(path)?;
         let moved = new.plaintext_tcp != self.config.plaintext_tcp
             || new.plaintext_udp != self.config.plaintext_udp
@@ -166,13 +168,49 @@ impl App {
             tracing::warn!("Listener addresses changed; they take effect at the next restart.");
         }
         self.relay.reload(&new);
+        if let Some(alerts) = &self.alerts {
+            self.reload_checks(alerts, &new.checks).await;
+        }
         tracing::info!(
             rules = new.router.rules.len(),
             destinations = new.router.destinations.len(),
+            checks = new.checks.len(),
             "Config reloaded."
         );
         self.config = new;
         Ok(())
+    }
+
+    async fn reload_checks(&self, alerts: &AlertHandle, checks: &[crate::alert::model::Check]) {
+        use crate::alert::engine::config_check_id;
+        let current = match alerts.checks().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "Reloading checks failed.");
+                return;
+            }
+        };
+        for old in &self.config.checks {
+            if !checks.iter().any(|c| c.name == old.name) {
+                if let Err(e) = alerts.delete(&config_check_id(&old.name)).await {
+                    tracing::error!(check = %old.name, error = %e, "Removing a check failed.");
+                }
+            }
+        }
+        for c in checks {
+            if self.config.checks.iter().any(|old| old == c) {
+                continue;
+            }
+            let mut c = c.clone();
+            c.id = config_check_id(&c.name);
+            if let Some(live) = current.iter().find(|x| x.id == c.id) {
+                c.state = live.state;
+                c.last_check = live.last_check;
+            }
+            if let Err(e) = alerts.upsert(c.clone()).await {
+                tracing::error!(check = %c.name, error = %e, "Updating a check failed.");
+            }
+        }
     }
 
     /// Stops accepting, lets connections flush, drains queues for up to
@@ -206,7 +244,7 @@ pub async fn run(path: &Path) -> Result<ShutdownReport, StartError> {
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                if let Err(e) = app.reload(path) {
+                if let Err(e) = app.reload(path).await {
                     tracing::error!(error = %e, "Reload refused; keeping the running config.");
                 }
             }

@@ -328,3 +328,53 @@ async fn alerts_reach_a_real_alertmanager_and_resolve() {
     assert!(resolved, "the alert must resolve in Alertmanager: {last}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn reload_adds_changes_and_removes_checks_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sink, hook) = (Sink::start().await, Hook::start().await);
+    let path = dir.path().join("c.toml");
+    let write = |checks: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n\
+                 [stats]\nenabled = false\n[alerting]\nstore = \"{}\"\ntick_ms = 50\n[notify]\npoll_interval_ms = 50\n\
+                 [[cluster]]\nname = \"out\"\ntype = \"forward\"\ndestinations = [\"{}\"]\n[[route]]\nmatch = \"*\"\nto = [\"out\"]\n{checks}",
+                dir.path().join("cw.db").display(),
+                sink.addr
+            ),
+        )
+        .unwrap();
+    };
+    write(&http_check("old", "old.*", &hook, ""));
+    let mut app = App::start(Config::load(&path).unwrap()).await.unwrap();
+    send(&app, "old.a 20 1\n").await;
+    assert_eq!(hook.wait(1).await[0]["check"]["name"], "old");
+    // Replace "old" with "new", whose thresholds are lower.
+    write(
+        &http_check("new", "new.*", &hook, "")
+            .replace("warn = 5\nerror = 10", "warn = 1\nerror = 2"),
+    );
+    app.reload(&path).await.unwrap();
+    let handle = app.alerts.clone().unwrap();
+    let names: Vec<String> = handle
+        .checks()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["new"]);
+    send(&app, "old.a 0 1\nnew.a 3 1\n").await;
+    let bodies = hook.wait(2).await;
+    assert_eq!(bodies[1]["check"]["name"], "new");
+    assert_eq!(bodies[1]["alerts"][0]["toType"], "ERROR");
+    assert_eq!(
+        handle.store.load_checks().unwrap().len(),
+        1,
+        "the removed check is gone from the store"
+    );
+    app.shutdown().await;
+    assert_eq!(hook.bodies().len(), 2, "nothing from the removed check");
+}

@@ -296,7 +296,7 @@ async fn reload_keeps_queued_data_of_unchanged_destinations() {
     .await;
     let both = vec![kept.to_string(), new_sink.addr.to_string()];
     std::fs::write(&path, format!("{head}{}", cluster("forward", &both, ""))).unwrap();
-    app.reload(&path).unwrap();
+    app.reload(&path).await.unwrap();
     // The same connection keeps flowing, now to both destinations.
     s.write_all(b"r.after 2 1700000000\n").await.unwrap();
     assert_eq!(new_sink.wait_lines(1).await, ["r.after 2 1700000000"]);
@@ -307,7 +307,7 @@ async fn reload_keeps_queued_data_of_unchanged_destinations() {
     );
     // A broken config is refused and the running one stays.
     std::fs::write(&path, "[[route]]\nmatch = \"*\"\nto = [\"nope\"]\n").unwrap();
-    assert!(app.reload(&path).is_err());
+    assert!(app.reload(&path).await.is_err());
     s.shutdown().await.unwrap();
     app.shutdown().await;
 }
