@@ -111,6 +111,18 @@ impl Outbox {
 
     async fn deliver(&self, mut n: Notification) {
         let id = n.id;
+        // The fresh channel and the poll can both hand over the same row;
+        // only the delivery that claims it sends it.
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.claim_notification(id)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, id, "Claiming a notification failed.");
+                return;
+            }
+            Err(_) => return,
+        }
         if n.body.kind == NotificationKind::Change && n.body.not_before_ms > n.created_ms {
             let store = self.store.clone();
             let alerts = n.body.alerts.clone();

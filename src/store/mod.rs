@@ -142,8 +142,12 @@ pub trait Store: Send + Sync + 'static {
     /// Pending notifications due at `now_ms`, oldest first.
     fn due_notifications(&self, now_ms: i64, limit: usize)
         -> Result<Vec<Notification>, StoreError>;
+    /// Takes a pending notification for delivery. False if it is no longer
+    /// pending (another delivery took it, or it was finished), so that no
+    /// notification is ever sent twice by one process.
+    fn claim_notification(&self, id: i64) -> Result<bool, StoreError>;
     /// Records a delivery attempt's outcome. With `retry_at_ms` the
-    /// notification stays pending until then.
+    /// notification goes back to pending until then.
     fn finish_notification(
         &self,
         id: i64,

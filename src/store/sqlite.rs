@@ -72,6 +72,12 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        // A delivery interrupted by a crash may or may not have reached its
+        // endpoint: send it again (at least once) rather than never.
+        conn.execute(
+            "UPDATE outbox SET status = 'pending' WHERE status = 'sending'",
+            [],
+        )?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -336,6 +342,15 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn claim_notification(&self, id: i64) -> Result<bool, StoreError> {
+        let now = crate::unix_now() * 1000;
+        let n = self.conn().execute(
+            "UPDATE outbox SET status = 'sending', updated = ?2 WHERE id = ?1 AND status = 'pending'",
+            params![id, now],
+        )?;
+        Ok(n == 1)
+    }
+
     fn finish_notification(
         &self,
         id: i64,
@@ -347,7 +362,7 @@ impl Store for SqliteStore {
         let conn = self.conn();
         match retry_at_ms {
             Some(at) => conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt = ?3, updated = ?4 WHERE id = ?1",
+                "UPDATE outbox SET status = 'pending', attempts = attempts + 1, last_error = ?2, next_attempt = ?3, updated = ?4 WHERE id = ?1",
                 params![id, error, at, now],
             )?,
             None => conn.execute(
@@ -487,6 +502,38 @@ mod tests {
         assert!(s.due_notifications(i64::MAX, 10).unwrap().is_empty());
         assert_eq!(s.delete_alerts("c", Some(2)).unwrap(), 2);
         assert_eq!(s.alerts(None, 0, 0).unwrap().1, 3);
+    }
+
+    #[test]
+    fn a_delivery_interrupted_by_a_crash_is_retried_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let id = {
+            let s = SqliteStore::open(&path).unwrap();
+            s.put_check(&check("c", "c")).unwrap();
+            let sub: Subscription = serde_json::from_value(
+                serde_json::json!({"type": "HTTP", "target": "http://x", "enabled": true}),
+            )
+            .unwrap();
+            let n = NewNotification {
+                kind: NotificationKind::Change,
+                check: check("c", "c"),
+                subscription: sub,
+                alerts: vec![],
+                not_before_ms: 0,
+            };
+            let id = s
+                .commit(&Batch {
+                    notifications: vec![n],
+                    ..Batch::default()
+                })
+                .unwrap()[0]
+                .id;
+            assert!(s.claim_notification(id).unwrap());
+            id
+        };
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.due_notifications(i64::MAX, 10).unwrap()[0].id, id);
     }
 
     #[test]
