@@ -19,9 +19,9 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use crate::codec::Reject;
+use crate::codec::{parse_line, ParseOptions, Reject};
 use crate::config::ListenConfig;
-use crate::relay::Relay;
+use crate::relay::{Dispatcher, Relay};
 
 pub use pickle::PickleTcpListener;
 pub use plaintext::PlaintextTcpListener;
@@ -51,6 +51,36 @@ impl ListenCtx {
             limits,
             tasks: TaskTracker::new(),
             sampler: Arc::new(RejectSampler::default()),
+        }
+    }
+}
+
+/// The per-line step shared by the plaintext listeners: enforce
+/// `max_line_bytes`, parse, and either count and dispatch the metric or
+/// count and sample the rejection. Returns true when the dispatcher asks
+/// for a flush.
+pub(crate) fn take_line(
+    line: &[u8],
+    max_line_bytes: usize,
+    opts: &ParseOptions,
+    out: &mut Dispatcher,
+    peer: &str,
+    sampler: &RejectSampler,
+) -> bool {
+    let parsed = if line.len() > max_line_bytes {
+        Err(Reject::TooLong)
+    } else {
+        parse_line(line, opts)
+    };
+    match parsed {
+        Ok(m) => {
+            out.counts.received += 1;
+            out.dispatch(&m)
+        }
+        Err(r) => {
+            out.counts.rejected[r.index()] += 1;
+            sampler.sample(peer, r, line);
+            false
         }
     }
 }

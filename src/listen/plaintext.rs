@@ -2,10 +2,10 @@
 
 use bytes::{Buf, BytesMut};
 
-use crate::codec::{parse_line, ParseOptions, Reject};
+use crate::codec::{ParseOptions, Reject};
 use crate::config::ListenConfig;
 use crate::listen::tcp::{Decoder, TcpListener};
-use crate::listen::RejectSampler;
+use crate::listen::{take_line, RejectSampler};
 use crate::relay::Dispatcher;
 
 /// The plaintext TCP listener (carbon's port 2003).
@@ -49,23 +49,9 @@ impl Decoder for PlaintextDecoder {
             if std::mem::take(&mut self.skipping) {
                 continue;
             }
-            let parsed = if line.len() > self.max_line_bytes {
-                Err(Reject::TooLong)
-            } else {
-                parse_line(line, &opts)
-            };
-            match parsed {
-                Ok(m) => {
-                    out.counts.received += 1;
-                    if out.dispatch(&m) {
-                        stopped_early = true;
-                        break;
-                    }
-                }
-                Err(r) => {
-                    out.counts.rejected[r.index()] += 1;
-                    sampler.sample(peer, r, line);
-                }
+            if take_line(line, self.max_line_bytes, &opts, out, peer, sampler) {
+                stopped_early = true;
+                break;
             }
         }
         buf.advance(start);

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{parse_line, ParseOptions};
-use crate::listen::ListenCtx;
+use crate::codec::ParseOptions;
+use crate::listen::{take_line, ListenCtx};
 use crate::stats::DropReason;
 
 /// The plaintext UDP listener (carbon's port 2003/udp).
@@ -64,21 +64,14 @@ impl PlaintextUdpListener {
                 if line.is_empty() || line == b"\r" {
                     continue;
                 }
-                let parsed = if line.len() > ctx.limits.max_line_bytes {
-                    Err(crate::codec::Reject::TooLong)
-                } else {
-                    parse_line(line, &opts)
-                };
-                match parsed {
-                    Ok(m) => {
-                        dispatcher.counts.received += 1;
-                        dispatcher.dispatch(&m);
-                    }
-                    Err(r) => {
-                        dispatcher.counts.rejected[r.index()] += 1;
-                        ctx.sampler.sample(&peer, r, line);
-                    }
-                }
+                take_line(
+                    line,
+                    ctx.limits.max_line_bytes,
+                    &opts,
+                    &mut dispatcher,
+                    &peer,
+                    &ctx.sampler,
+                );
             }
             dispatcher.flush_nowait();
         }
