@@ -83,7 +83,7 @@ fn translate(
                 re.push_str("[^.]");
                 i += 1;
             }
-            '[' => i = class(p, i, re)?,
+            '[' => i = class(p, i, re),
             '{' => {
                 re.push_str("(?:");
                 i += 1;
@@ -114,31 +114,29 @@ fn translate(
     Ok(i)
 }
 
-/// An fnmatch character class starting at `p[i] == '['`. Like fnmatch, a
-/// `[` with no closing `]` is a literal.
-fn class(p: &[char], i: usize, re: &mut String) -> Result<usize, &'static str> {
-    let mut j = i + 1;
-    let negate = p.get(j) == Some(&'!');
-    if negate {
-        j += 1;
-    }
-    // A ']' right after '[' or '[!' is part of the set.
-    let body_start = j;
-    if p.get(j) == Some(&']') {
-        j += 1;
-    }
-    while j < p.len() && p[j] != ']' {
-        j += 1;
-    }
-    if j >= p.len() {
+/// An fnmatch class starting at `p[i] == '['`: whether it is negated
+/// (`[!...]`), its body, and the index after its `]`. A `]` right after
+/// `[` or `[!` belongs to the body. `None` when no `]` closes it: then, as in
+/// fnmatch, the `[` is a literal.
+fn class_span(p: &[char], i: usize) -> Option<(bool, &[char], usize)> {
+    let negate = p.get(i + 1) == Some(&'!');
+    let body_start = i + 1 + usize::from(negate);
+    let search_from = body_start + usize::from(p.get(body_start) == Some(&']'));
+    let close = search_from + p.get(search_from..)?.iter().position(|&c| c == ']')?;
+    Some((negate, &p[body_start..close], close + 1))
+}
+
+/// Translates the class at `p[i] == '['` into `re`; returns the index after it.
+fn class(p: &[char], i: usize, re: &mut String) -> usize {
+    let Some((negate, body, next)) = class_span(p, i) else {
         re.push_str(r"\[");
-        return Ok(i + 1);
-    }
+        return i + 1;
+    };
     re.push('[');
     if negate {
         re.push('^');
     }
-    for &c in &p[body_start..j] {
+    for &c in body {
         match c {
             '\\' | '[' | ']' | '^' | '&' | '~' => {
                 re.push('\\');
@@ -152,7 +150,7 @@ fn class(p: &[char], i: usize, re: &mut String) -> Result<usize, &'static str> {
         re.push('.');
     }
     re.push(']');
-    Ok(j + 1)
+    next
 }
 
 /// One dot-free node of a Graphite glob, matched without a regex engine.
@@ -267,24 +265,11 @@ fn tokens(p: &[char]) -> Vec<Tok> {
                 i += 1;
             }
             '[' => {
-                let mut j = i + 1;
-                let negate = p.get(j) == Some(&'!');
-                if negate {
-                    j += 1;
-                }
-                let start = j;
-                if p.get(j) == Some(&']') {
-                    j += 1;
-                }
-                while j < p.len() && p[j] != ']' {
-                    j += 1;
-                }
-                if j >= p.len() {
+                let Some((negate, body, next)) = class_span(p, i) else {
                     out.push(Tok::Lit('['));
                     i += 1;
                     continue;
-                }
-                let body = &p[start..j];
+                };
                 let mut items = Vec::new();
                 let mut k = 0;
                 while k < body.len() {
@@ -300,7 +285,7 @@ fn tokens(p: &[char]) -> Vec<Tok> {
                     negate,
                     items: items.into(),
                 });
-                i = j + 1;
+                i = next;
             }
             c => {
                 out.push(Tok::Lit(c));
