@@ -538,17 +538,7 @@ impl Engine {
     ) {
         rt.counts[t.from as usize] -= 1;
         rt.counts[t.to as usize] += 1;
-        let alert = Alert {
-            id: new_id(),
-            check_id: rt.check.id.clone(),
-            value: t.value,
-            target: name.to_string(),
-            warn: rt.check.warn.clone(),
-            error: rt.check.error.clone(),
-            from_type: t.from,
-            to_type: t.to,
-            timestamp: now,
-        };
+        let alert = alert(&rt.check, name, t, now);
         batch
             .series
             .push((rt.check.id.clone(), name.to_string(), saved));
@@ -584,17 +574,13 @@ impl Engine {
                     self.batch
                         .series
                         .push((rt.check.id.clone(), name.to_string(), saved.clone()));
-                    let reminder = Alert {
-                        id: new_id(),
-                        check_id: rt.check.id.clone(),
+                    // A reminder reports the unchanged state: from == to.
+                    let still = Transition {
+                        from: saved.state,
+                        to: saved.state,
                         value: saved.value,
-                        target: name.to_string(),
-                        warn: rt.check.warn.clone(),
-                        error: rt.check.error.clone(),
-                        from_type: saved.state,
-                        to_type: saved.state,
-                        timestamp: now,
                     };
+                    let reminder = alert(&rt.check, &name, still, now);
                     queue_notifications(
                         &rt.check,
                         &[reminder],
@@ -725,6 +711,22 @@ impl Engine {
                 let _ = reply.send(series);
             }
         }
+    }
+}
+
+/// The alert record of one series' change, with the check's thresholds
+/// of the moment.
+fn alert(check: &Check, series: &str, t: Transition, now: i64) -> Alert {
+    Alert {
+        id: new_id(),
+        check_id: check.id.clone(),
+        value: t.value,
+        target: series.to_string(),
+        warn: check.warn.clone(),
+        error: check.error.clone(),
+        from_type: t.from,
+        to_type: t.to,
+        timestamp: now,
     }
 }
 

@@ -119,8 +119,8 @@ pub struct PyRing {
     /// `(position, member)`, sorted; positions are unique and may exceed
     /// 65535 after collision moves.
     ring: Vec<(u32, usize)>,
-    nodes: Vec<Node>,
-    /// A small integer per distinct host, for `DIVERSE_REPLICAS`.
+    /// Per member, a small integer naming its host (for
+    /// `DIVERSE_REPLICAS`); its length is the member count.
     host_ids: Vec<usize>,
     diverse_replicas: bool,
 }
@@ -165,7 +165,6 @@ impl PyRing {
         Ok(PyRing {
             hash,
             ring,
-            nodes: nodes.to_vec(),
             host_ids,
             diverse_replicas,
         })
@@ -183,7 +182,7 @@ impl PyRing {
         let start = out.len();
         // Quirk kept from carbon: a one-node ring yields its node twice,
         // which only shows without diverse replicas.
-        if self.nodes.len() == 1 {
+        if self.host_ids.len() == 1 {
             out.push(0);
             if !self.diverse_replicas && replication >= 2 {
                 out.push(0);
