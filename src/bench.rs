@@ -354,12 +354,10 @@ pub async fn latency(opts: LatencyOptions) -> std::io::Result<LatencyReport> {
     })
 }
 
-/// Reads HTTP requests; records when the one naming `probe.r<pid>n<N>` came.
-async fn serve_hook(
-    mut s: TcpStream,
-    arrivals: Arc<std::sync::Mutex<std::collections::HashMap<usize, Instant>>>,
-) {
-    let mut buf = Vec::new();
+/// Reads the next HTTP/1.1 request from `s` and returns its body; `None`
+/// at end of stream. Bytes past that request stay in `buf` for the next
+/// call. Enough HTTP for a webhook receiver: `Content-Length` bodies only.
+pub async fn read_http_body(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     let mut chunk = [0u8; 16384];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -370,32 +368,44 @@ async fn serve_hook(
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0);
             if buf.len() >= end + 4 + len {
-                let now = Instant::now();
-                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
-                let tag = format!("probe.r{}n", std::process::id());
-                if let Some(i) = body.find(&tag) {
-                    let digits: String = body[i + tag.len()..]
-                        .chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect();
-                    if let Ok(n) = digits.parse() {
-                        arrivals
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .entry(n)
-                            .or_insert(now);
-                    }
-                }
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                    .await;
+                let body = buf[end + 4..end + 4 + len].to_vec();
                 buf.drain(..end + 4 + len);
-                continue;
+                return Some(body);
             }
         }
         match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
+    }
+}
+
+/// Answers webhook requests; records when the one naming
+/// `probe.r<pid>n<N>` arrived.
+async fn serve_hook(
+    mut s: TcpStream,
+    arrivals: Arc<std::sync::Mutex<std::collections::HashMap<usize, Instant>>>,
+) {
+    let mut buf = Vec::new();
+    let tag = format!("probe.r{}n", std::process::id());
+    while let Some(body) = read_http_body(&mut s, &mut buf).await {
+        let now = Instant::now();
+        let body = String::from_utf8_lossy(&body);
+        if let Some(i) = body.find(&tag) {
+            let digits: String = body[i + tag.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if let Ok(n) = digits.parse() {
+                arrivals
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(n)
+                    .or_insert(now);
+            }
+        }
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .await;
     }
 }

@@ -257,37 +257,19 @@ impl Hook {
     async fn handle(&self, mut s: tokio::net::TcpStream) {
         use tokio::io::AsyncWriteExt;
         let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n");
-            if let Some(end) = head_end {
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + len {
-                    let body = &buf[end + 4..end + 4 + len];
-                    let status = self.status.load(std::sync::atomic::Ordering::Relaxed);
-                    if status == 200 {
-                        self.bodies
-                            .lock()
-                            .unwrap()
-                            .push(serde_json::from_slice(body).unwrap_or(serde_json::Value::Null));
-                    }
-                    let reply = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                    let _ = s.write_all(reply.as_bytes()).await;
-                    return;
-                }
-            }
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
+        let Some(body) = carbonwatch::bench::read_http_body(&mut s, &mut buf).await else {
+            return;
+        };
+        let status = self.status.load(std::sync::atomic::Ordering::Relaxed);
+        if status == 200 {
+            self.bodies
+                .lock()
+                .unwrap()
+                .push(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null));
         }
+        let reply =
+            format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = s.write_all(reply.as_bytes()).await;
     }
 
     pub fn bodies(&self) -> Vec<serde_json::Value> {
