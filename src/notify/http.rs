@@ -12,9 +12,7 @@ use crate::store::NewNotification;
 #[derive(Debug, Clone)]
 pub struct HttpNotifier {
     client: reqwest::Client,
-    seyren_url: String,
-    graphite_url: String,
-    override_url: String,
+    cfg: NotifyConfig,
 }
 
 impl HttpNotifier {
@@ -22,9 +20,7 @@ impl HttpNotifier {
     pub fn new(client: reqwest::Client, cfg: &NotifyConfig) -> Self {
         HttpNotifier {
             client,
-            seyren_url: cfg.seyren_url.clone(),
-            graphite_url: cfg.graphite_url.clone(),
-            override_url: cfg.http_notification_url.clone(),
+            cfg: cfg.clone(),
         }
     }
 
@@ -37,13 +33,13 @@ impl HttpNotifier {
         };
         let preview = format!(
             "<br /><img src={}/render/?target={}&from=-1hours&until=now&target=alias(dashed(color(constantLine({}),%22yellow%22)),%22warn%20level%22)&target=alias(dashed(color(constantLine({}),%22red%22)),%22error%20level%22)&width=500&height=225></img>",
-            self.graphite_url.trim_end_matches('/'),
+            self.cfg.graphite_url.trim_end_matches('/'),
             c.target,
             t(&c.warn),
             t(&c.error)
         );
         json!({
-            "seyrenUrl": self.seyren_url,
+            "seyrenUrl": self.cfg.seyren_url,
             "check": c,
             "subscription": n.subscription,
             "alerts": n.alerts,
@@ -58,10 +54,10 @@ impl Notifier for HttpNotifier {
     }
 
     async fn send(&self, n: &NewNotification) -> Result<(), NotifyError> {
-        let url = if self.override_url.is_empty() {
+        let url = if self.cfg.http_notification_url.is_empty() {
             &n.subscription.target
         } else {
-            &self.override_url
+            &self.cfg.http_notification_url
         };
         if url.is_empty() {
             return Err(NotifyError::NotConfigured(

@@ -13,7 +13,6 @@ use crate::store::NewNotification;
 #[derive(Debug, Clone)]
 pub struct SlackNotifier {
     client: reqwest::Client,
-    default_url: String,
     cfg: NotifyConfig,
 }
 
@@ -22,7 +21,6 @@ impl SlackNotifier {
     pub fn new(client: reqwest::Client, cfg: &NotifyConfig) -> Self {
         SlackNotifier {
             client,
-            default_url: cfg.slack_webhook_url.clone(),
             cfg: cfg.clone(),
         }
     }
@@ -76,9 +74,9 @@ impl Notifier for SlackNotifier {
         let target = n.subscription.target.trim_end_matches('!');
         let (url, body) = if target.starts_with("http://") || target.starts_with("https://") {
             (target.to_string(), json!({ "text": self.text(n) }))
-        } else if !self.default_url.is_empty() {
+        } else if !self.cfg.slack_webhook_url.is_empty() {
             (
-                self.default_url.clone(),
+                self.cfg.slack_webhook_url.clone(),
                 json!({ "channel": target, "text": self.text(n) }),
             )
         } else {
