@@ -182,7 +182,6 @@ impl App {
     }
 
     async fn reload_checks(&self, alerts: &AlertHandle, checks: &[crate::alert::model::Check]) {
-        use crate::alert::engine::config_check_id;
         let current = match alerts.checks().await {
             Ok(c) => c,
             Err(e) => {
@@ -192,7 +191,7 @@ impl App {
         };
         for old in &self.config.checks {
             if !checks.iter().any(|c| c.name == old.name) {
-                if let Err(e) = alerts.delete(&config_check_id(&old.name)).await {
+                if let Err(e) = alerts.delete(&old.id).await {
                     tracing::error!(check = %old.name, error = %e, "Removing a check failed.");
                 }
             }
@@ -202,7 +201,6 @@ impl App {
                 continue;
             }
             let mut c = c.clone();
-            c.id = config_check_id(&c.name);
             if let Some(live) = current.iter().find(|x| x.id == c.id) {
                 c.state = live.state;
                 c.last_check = live.last_check;

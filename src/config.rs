@@ -309,7 +309,7 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// `[smtp]`.
     pub smtp: SmtpConfig,
-    /// Checks defined in the file.
+    /// Checks defined in the file, each with its id.
     pub checks: Vec<Check>,
 }
 
@@ -506,13 +506,18 @@ impl Validator<'_> {
                     }
                 }
             }
-            let check: Check = match toml::Value::Table(table).try_into() {
+            let mut check: Check = match toml::Value::Table(table).try_into() {
                 Ok(c) => c,
                 Err(e) => {
                     self.issue(t, key, e.message().to_string());
                     continue;
                 }
             };
+            // A stable id from the name, so state survives restarts and
+            // reloads; a table may also set its own.
+            if check.id.is_empty() {
+                check.id = crate::alert::engine::config_check_id(&check.name);
+            }
             if let Err(e) = crate::alert::engine::validate(&check) {
                 self.issue(t, key, e.to_string());
                 continue;

@@ -138,7 +138,12 @@ pub fn validate(check: &Check) -> Result<(), CheckError> {
         return bad("an enabled check needs both warn and error".into());
     }
     if check.live {
-        if check.target.contains(['(', ')', ',', ' ']) && !check.target.contains('{') {
+        // Function calls are what make a target an expression; commas and
+        // braces are ordinary glob syntax.
+        if check
+            .target
+            .contains(|c: char| c == '(' || c == ')' || c.is_whitespace())
+        {
             return bad(format!(
                 "a live check's target must be a Graphite glob, not an expression: {:?}",
                 check.target
@@ -258,9 +263,9 @@ struct Engine {
     changed: Vec<(Slot, Alert)>,
 }
 
-/// Starts the engine, the store writer and the outbox. `config_checks` are
-/// upserted first (their ids come from their names), so state saved by an
-/// earlier run is restored for them too.
+/// Starts the engine, the store writer and the outbox. `config_checks`
+/// (with the ids [`crate::config::Config`] gave them) are upserted first,
+/// so state saved by an earlier run is restored for them too.
 pub async fn start(
     store: Arc<dyn Store>,
     config_checks: Vec<Check>,
@@ -281,11 +286,6 @@ pub async fn start(
             .collect();
         let mut upserts = Vec::with_capacity(config_checks.len());
         for mut c in config_checks {
-            c.id = if c.id.is_empty() {
-                config_check_id(&c.name)
-            } else {
-                c.id
-            };
             if let Some(old) = stored.get(&c.id) {
                 c.state = old.state;
                 c.last_check = old.last_check;
@@ -796,6 +796,10 @@ mod tests {
         let notify = NotifyConfig {
             poll_interval_ms: 3_600_000,
             ..NotifyConfig::default()
+        };
+        let c = Check {
+            id: config_check_id(&c.name),
+            ..c
         };
         let handle = start(
             store.clone(),
