@@ -90,18 +90,14 @@ impl Destination {
                 _ = self.stop.cancelled() => return,
                 r = connect => r,
             };
-            let mut stream = match stream {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    self.fail(&addr, &e.to_string());
-                    if self.wait(backoff).await {
-                        return;
-                    }
-                    backoff = (backoff * 2).min(max_backoff);
-                    continue;
-                }
-                Err(_) => {
-                    self.fail(&addr, "connect timed out");
+            let connected = match stream {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("connect timed out".to_string()),
+            };
+            let mut stream = match connected {
+                Ok(s) => s,
+                Err(why) => {
+                    self.fail(&addr, &why);
                     if self.wait(backoff).await {
                         return;
                     }
