@@ -250,7 +250,6 @@ struct Engine {
     slots: Vec<Option<CheckRt>>,
     by_id: HashMap<String, Slot>,
     index: Arc<PatternIndex>,
-    generation: u64,
     names: FxHashMap<Box<str>, Box<[Slot]>>,
     tap: Arc<AlertTap>,
     store: Arc<dyn Store>,
@@ -309,7 +308,6 @@ pub async fn start(
         slots: Vec::new(),
         by_id: HashMap::new(),
         index: Arc::new(PatternIndex::default()),
-        generation: 0,
         names: FxHashMap::default(),
         tap: tap.clone(),
         store: store.clone(),
@@ -428,13 +426,13 @@ impl Engine {
     }
 
     fn rebuild_index(&mut self) {
-        self.generation += 1;
+        let generation = self.index.generation() + 1;
         let live = self.slots.iter().enumerate().filter_map(|(i, s)| {
             s.as_ref()
                 .filter(|rt| rt.check.enabled && rt.check.live)
                 .map(|rt| (i as Slot, rt.check.target.as_str()))
         });
-        let (index, errors) = PatternIndex::build(live, self.generation);
+        let (index, errors) = PatternIndex::build(live, generation);
         for (slot, e) in errors {
             tracing::warn!(slot, error = %e, "A live check's target is not a valid glob; it is skipped.");
         }
