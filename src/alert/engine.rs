@@ -378,8 +378,13 @@ async fn store_writer(
         match tokio::task::spawn_blocking(move || s.commit(&batch)).await {
             Ok(Ok(created)) => {
                 for n in created {
-                    // A full queue only delays it: the outbox's poll finds it.
-                    let _ = fresh.try_send(n);
+                    // A full queue only delays it: released, the outbox's
+                    // poll finds it.
+                    if let Err(e) = fresh.try_send(n) {
+                        let (s, id) = (store.clone(), e.into_inner().id);
+                        let _ =
+                            tokio::task::spawn_blocking(move || s.release_notification(id)).await;
+                    }
                 }
             }
             Ok(Err(e)) => {

@@ -64,18 +64,19 @@ impl Outbox {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let me = Arc::new(self);
         loop {
-            let batch: Vec<Notification> = tokio::select! {
+            // Fresh notifications come claimed by their commit; polled
+            // ones are claimed before sending.
+            let (batch, claimed): (Vec<Notification>, bool) = tokio::select! {
                 _ = token.cancelled() => break,
                 n = fresh.recv() => match n {
-                    Some(n) if n.body.not_before_ms <= now_ms() => vec![n],
-                    Some(_) => continue,
+                    Some(n) => (vec![n], true),
                     None => break,
                 },
                 _ = poll.tick() => {
                     let store = me.store.clone();
                     let due = tokio::task::spawn_blocking(move || store.due_notifications(now_ms(), 256)).await;
                     match due {
-                        Ok(Ok(d)) => d,
+                        Ok(Ok(d)) => (d, false),
                         Ok(Err(e)) => {
                             tracing::error!(error = %e, "Reading the outbox failed.");
                             continue;
@@ -97,7 +98,7 @@ impl Outbox {
                     let Ok(_permit) = slots.acquire_owned().await else {
                         return;
                     };
-                    me.deliver(n.clone()).await;
+                    me.deliver(n.clone(), claimed).await;
                     in_flight
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -109,19 +110,21 @@ impl Outbox {
         tasks.wait().await;
     }
 
-    async fn deliver(&self, mut n: Notification) {
+    async fn deliver(&self, mut n: Notification, claimed: bool) {
         let id = n.id;
-        // The fresh channel and the poll can both hand over the same row;
+        // A polled row may be in a delivery already (or just finished);
         // only the delivery that claims it sends it.
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.claim_notification(id)).await {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => return,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, id, "Claiming a notification failed.");
-                return;
+        if !claimed {
+            let store = self.store.clone();
+            match tokio::task::spawn_blocking(move || store.claim_notification(id)).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => return,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, id, "Claiming a notification failed.");
+                    return;
+                }
+                Err(_) => return,
             }
-            Err(_) => return,
         }
         if n.body.kind == NotificationKind::Change && n.body.not_before_ms > n.created_ms {
             let store = self.store.clone();

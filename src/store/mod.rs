@@ -29,6 +29,9 @@ pub enum StoreError {
     /// A check with this name exists already.
     #[error("a check named {0:?} exists already")]
     DuplicateName(String),
+    /// The store's helper thread could not start.
+    #[error("store thread: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// Why a notification was created.
@@ -127,7 +130,9 @@ pub trait Store: Send + Sync + 'static {
     fn delete_check(&self, id: &str) -> Result<bool, StoreError>;
     /// Every saved series state as `(check id, series, state)`.
     fn load_series(&self) -> Result<Vec<(String, String, SeriesState)>, StoreError>;
-    /// Writes one engine step; returns the notifications created.
+    /// Writes one engine step. Returns the notifications created that are
+    /// due now, already claimed: the caller delivers each, or hands it
+    /// back with [`Store::release_notification`].
     fn commit(&self, batch: &Batch) -> Result<Vec<Notification>, StoreError>;
     /// Alerts, newest first, optionally for one check: `(page, total)`.
     /// `items == 0` means no limit.
@@ -146,6 +151,8 @@ pub trait Store: Send + Sync + 'static {
     /// pending (another delivery took it, or it was finished), so that no
     /// notification is ever sent twice by one process.
     fn claim_notification(&self, id: i64) -> Result<bool, StoreError>;
+    /// Returns a claimed notification to pending, for the outbox's poll.
+    fn release_notification(&self, id: i64) -> Result<(), StoreError>;
     /// Records a delivery attempt's outcome. With `retry_at_ms` the
     /// notification goes back to pending until then.
     fn finish_notification(

@@ -2,6 +2,13 @@
 //!
 //! `synchronous = NORMAL` in WAL mode means a commit survives a crash of
 //! the process; only a power cut can lose the last transactions.
+//!
+//! In that mode the only fsyncs are a checkpoint's. SQLite would run one
+//! inside whichever commit crosses the WAL's size threshold, putting
+//! milliseconds of disk wait in front of a notification now and then (the
+//! alert-latency p99 went from 1.5 ms on tmpfs to 6 ms on disk). So the
+//! write connection never checkpoints, and a [`Checkpointer`] thread with
+//! its own connection does it, passively, beside the writers.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -47,10 +54,45 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
 ";
 
+/// How often the checkpointer copies the WAL back into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A store in one SQLite file.
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    _checkpointer: Option<Checkpointer>,
+}
+
+/// Runs `wal_checkpoint(PASSIVE)` on its own connection every
+/// [`CHECKPOINT_EVERY`]; stops when dropped.
+#[derive(Debug)]
+struct Checkpointer {
+    // Dropping the sender wakes and ends the thread.
+    _stop: std::sync::mpsc::SyncSender<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "SQLite checkpoint failed; will retry.");
+                    }
+                }
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            })
+            .map_err(StoreError::Io)?;
+        Ok(Checkpointer { _stop: stop })
+    }
 }
 
 impl SqliteStore {
@@ -59,7 +101,10 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
-        Self::init(Connection::open(path)?)
+        let mut store = Self::init(Connection::open(path)?)?;
+        store.conn().pragma_update(None, "wal_autocheckpoint", 0)?;
+        store._checkpointer = Some(Checkpointer::start(path)?);
+        Ok(store)
     }
 
     /// A private in-memory database, for tests.
@@ -80,6 +125,7 @@ impl SqliteStore {
         )?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            _checkpointer: None,
         })
     }
 
@@ -233,21 +279,28 @@ impl Store for SqliteStore {
             }
             let mut put_note = tx.prepare_cached(
                 "INSERT INTO outbox (check_id, doc, status, not_before, next_attempt, created, updated)
-                 VALUES (?1, ?2, 'pending', ?3, ?3, ?4, ?4)",
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?5)",
             )?;
+            let now_ms = crate::unix_now_ms();
             for n in &batch.notifications {
+                // Claimed in the same transaction, so the first delivery
+                // needs no second commit of its own.
+                let due = n.not_before_ms <= now_ms;
                 put_note.execute(params![
                     n.check.id,
                     serde_json::to_string(n)?,
+                    if due { "sending" } else { "pending" },
                     n.not_before_ms,
                     now
                 ])?;
-                created.push(Notification {
-                    id: tx.last_insert_rowid(),
-                    body: n.clone(),
-                    attempts: 0,
-                    created_ms: now,
-                });
+                if due {
+                    created.push(Notification {
+                        id: tx.last_insert_rowid(),
+                        body: n.clone(),
+                        attempts: 0,
+                        created_ms: now,
+                    });
+                }
             }
         }
         tx.commit()?;
@@ -349,6 +402,14 @@ impl Store for SqliteStore {
             params![id, now],
         )?;
         Ok(n == 1)
+    }
+
+    fn release_notification(&self, id: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE outbox SET status = 'pending' WHERE id = ?1 AND status = 'sending'",
+            [id],
+        )?;
+        Ok(())
     }
 
     fn finish_notification(
@@ -474,7 +535,10 @@ mod tests {
             ..Batch::default()
         };
         let created = s.commit(&batch).unwrap();
-        assert_eq!(created.len(), 1);
+        assert_eq!(created.len(), 1, "due now, so handed over claimed");
+        assert!(s.due_notifications(i64::MAX, 10).unwrap().is_empty());
+        assert!(!s.claim_notification(created[0].id).unwrap());
+        s.release_notification(created[0].id).unwrap();
         let (page, total) = s.alerts(Some("c"), 1, 2).unwrap();
         assert_eq!(total, 5);
         assert_eq!(
@@ -529,7 +593,10 @@ mod tests {
                 })
                 .unwrap()[0]
                 .id;
-            assert!(s.claim_notification(id).unwrap());
+            assert!(
+                s.due_notifications(i64::MAX, 10).unwrap().is_empty(),
+                "claimed"
+            );
             id
         };
         let s = SqliteStore::open(&path).unwrap();
