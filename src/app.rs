@@ -58,6 +58,40 @@ pub struct App {
     background: CancellationToken,
     tasks: TaskTracker,
     connections: TaskTracker,
+    _alert_runtime: Option<AlertRuntime>,
+}
+
+/// The alerting stages' own runtime: one worker thread, so that a
+/// notification's hops (engine, store commit, delivery) are scheduled by
+/// the OS beside the relay's workers instead of queueing behind their
+/// reads. Under a saturating load this took the alert-latency p50 from
+/// milliseconds back to its idle figure.
+#[derive(Debug)]
+struct AlertRuntime(Option<tokio::runtime::Runtime>);
+
+impl AlertRuntime {
+    fn new() -> std::io::Result<Self> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("carbonwatch-alert")
+            .enable_all()
+            .build()
+            .map(|rt| AlertRuntime(Some(rt)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("runtime until dropped").handle()
+    }
+}
+
+impl Drop for AlertRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which async code may not do; its
+        // tasks are finished or cancelled by now.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// What shutdown achieved.
@@ -77,9 +111,11 @@ impl App {
         let stats = Arc::new(Stats::default());
         let (listeners, background) = (CancellationToken::new(), CancellationToken::new());
         let tasks = TaskTracker::new();
+        let mut alert_runtime = None;
         let alerts = if config.alerting.store.is_empty() {
             None
         } else {
+            let rt = AlertRuntime::new().map_err(|e| StartError::Alerting(e.to_string()))?;
             let store = SqliteStore::open(Path::new(&config.alerting.store))
                 .map_err(|e| StartError::Alerting(format!("{}: {e}", config.alerting.store)))?;
             let handle = crate::alert::engine::start(
@@ -90,9 +126,11 @@ impl App {
                 config.smtp.clone(),
                 background.clone(),
                 &tasks,
+                rt.handle(),
             )
             .await
             .map_err(|e| StartError::Alerting(e.to_string()))?;
+            alert_runtime = Some(rt);
             Some(handle)
         };
         let relay = Relay::start(&config, stats, alerts.as_ref().map(|a| a.tap.clone()));
@@ -109,6 +147,7 @@ impl App {
             listeners: listeners.clone(),
             background: background.clone(),
             tasks: tasks.clone(),
+            _alert_runtime: alert_runtime,
         };
         if let Some(addr) = config.plaintext_tcp {
             let l = PlaintextTcpListener::bind(addr, "plaintext_tcp")

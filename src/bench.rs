@@ -280,13 +280,23 @@ pub async fn latency(opts: LatencyOptions) -> std::io::Result<LatencyReport> {
         }
     });
     let arrivals: Arc<std::sync::Mutex<HashMap<usize, Instant>>> = Arc::default();
-    let hook = TcpListener::bind(opts.hook).await?;
+    // The receiver gets a thread and runtime of its own, so that the
+    // arrival time is not delayed by the load generator's tasks.
+    let hook = std::net::TcpListener::bind(opts.hook)?;
+    hook.set_nonblocking(true)?;
     let a = arrivals.clone();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = hook.accept().await {
-            let a = a.clone();
-            tokio::spawn(async move { serve_hook(s, a).await });
-        }
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("hook runtime");
+        rt.block_on(async move {
+            let hook = TcpListener::from_std(hook).expect("hook listener");
+            while let Ok((s, _)) = hook.accept().await {
+                let a = a.clone();
+                tokio::spawn(async move { serve_hook(s, a).await });
+            }
+        });
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
 

@@ -262,9 +262,11 @@ struct Engine {
     changed: Vec<(Slot, Alert)>,
 }
 
-/// Starts the engine, the store writer and the outbox. `config_checks`
-/// (with the ids [`crate::config::Config`] gave them) are upserted first,
-/// so state saved by an earlier run is restored for them too.
+/// Starts the engine, the store writer and the outbox on `rt`, tracked by
+/// `tasks`. `config_checks` (with the ids [`crate::config::Config`] gave
+/// them) are upserted first, so state saved by an earlier run is restored
+/// for them too.
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     store: Arc<dyn Store>,
     config_checks: Vec<Check>,
@@ -273,6 +275,7 @@ pub async fn start(
     smtp: SmtpConfig,
     token: CancellationToken,
     tasks: &TaskTracker,
+    rt: &tokio::runtime::Handle,
 ) -> Result<AlertHandle, CheckError> {
     let tz = TimeZone::get(&notify.timezone)
         .map_err(|e| CheckError::Invalid(format!("timezone {:?}: {e}", notify.timezone)))?;
@@ -339,14 +342,12 @@ pub async fn start(
 
     let outbox = Outbox::new(store.clone(), Notifiers::new(&notify, &smtp), notify);
     let outbox_stats = outbox.stats.clone();
-    tasks.spawn(outbox.run(fresh_rx, token.clone()));
-    tasks.spawn(store_writer(
-        store.clone(),
-        store_rx,
-        fresh_tx,
-        stats.clone(),
-    ));
-    tasks.spawn(engine.run(points_rx, cmd_rx, token));
+    tasks.spawn_on(outbox.run(fresh_rx, token.clone()), rt);
+    tasks.spawn_on(
+        store_writer(store.clone(), store_rx, fresh_tx, stats.clone()),
+        rt,
+    );
+    tasks.spawn_on(engine.run(points_rx, cmd_rx, token), rt);
     Ok(AlertHandle {
         tap,
         stats,
@@ -812,6 +813,7 @@ mod tests {
             SmtpConfig::default(),
             token.clone(),
             &TaskTracker::new(),
+            &tokio::runtime::Handle::current(),
         )
         .await
         .unwrap();
