@@ -112,6 +112,7 @@ impl App {
         let (listeners, background) = (CancellationToken::new(), CancellationToken::new());
         let tasks = TaskTracker::new();
         let mut alert_runtime = None;
+        let mut poll_stats = None;
         let alerts = if config.alerting.store.is_empty() {
             None
         } else {
@@ -130,6 +131,9 @@ impl App {
             )
             .await
             .map_err(|e| StartError::Alerting(e.to_string()))?;
+            let poller = crate::poll::Poller::new(config.graphite.clone(), handle.clone());
+            poll_stats = Some(poller.stats.clone());
+            tasks.spawn_on(poller.run(background.clone()), rt.handle());
             alert_runtime = Some(rt);
             Some(handle)
         };
@@ -175,12 +179,13 @@ impl App {
                 .await
                 .map_err(bind_err("admin", addr))?;
             app.admin = l.local_addr().ok();
-            tasks.spawn(crate::api::serve(
-                l,
+            let ctx = crate::api::ApiContext::new(
+                &config,
                 relay.clone(),
                 app.alerts.clone(),
-                background.clone(),
-            ));
+                poll_stats.clone(),
+            );
+            tasks.spawn(crate::api::serve(l, ctx, background.clone()));
         }
         if config.stats.enabled {
             tasks.spawn(selfmetrics::run(

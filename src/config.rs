@@ -15,6 +15,7 @@ use toml::Spanned;
 use crate::alert::engine::AlertingConfig;
 use crate::alert::model::Check;
 use crate::notify::{NotifyConfig, SmtpConfig};
+use crate::poll::GraphiteConfig;
 use crate::route::hash::Node;
 use crate::route::{
     self, Cluster, ClusterType, DestinationSpec, Glob, Matcher, Protocol, Router, Rule,
@@ -107,18 +108,38 @@ impl Default for ListenConfig {
     }
 }
 
-/// `[admin]`: the HTTP port for `/metrics` (and later the API and UI).
+/// `[admin]`: the HTTP port for the Seyren API, the web UI and `/metrics`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Address to listen on; `""` disables the admin port.
     pub listen: Spanned<String>,
+    /// Where Seyren's REST API lives: `/api` as in Seyren's jar, or
+    /// `/seyren/api` as under its Jetty setup. The UI is served at `/`.
+    pub api_base_path: String,
+    /// Bearer token the API and UI require (`Authorization: Bearer ..`);
+    /// required when `listen` is not a loopback address, so alert rules
+    /// are never writable by anyone on the network. Also from the
+    /// `CARBONWATCH_API_TOKEN` variable.
+    pub auth_token: String,
+    /// PEM certificate chain; with `tls_key_file`, the port speaks HTTPS.
+    pub tls_cert_file: String,
+    /// PEM private key for `tls_cert_file`.
+    pub tls_key_file: String,
+    /// Whether the UI shows graphs (Seyren's `GRAPHS_ENABLE`), reported
+    /// by `/api/config`.
+    pub graphs_enabled: bool,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: Spanned::new(0..0, "127.0.0.1:8080".into()),
+            api_base_path: "/api".into(),
+            auth_token: String::new(),
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            graphs_enabled: true,
         }
     }
 }
@@ -277,6 +298,9 @@ pub struct RawConfig {
     /// `[smtp]`.
     #[serde(default)]
     pub smtp: SmtpConfig,
+    /// `[graphite]`.
+    #[serde(default)]
+    pub graphite: GraphiteConfig,
     /// `[[check]]`, each with `[[check.subscription]]`.
     #[serde(default)]
     pub check: Vec<Spanned<toml::Table>>,
@@ -295,6 +319,8 @@ pub struct Config {
     pub pickle_tcp: Option<SocketAddr>,
     /// Admin HTTP address, if enabled.
     pub admin: Option<SocketAddr>,
+    /// The rest of `[admin]`.
+    pub admin_http: AdminConfig,
     /// The rest of `[listen]`.
     pub listen: ListenConfig,
     /// `[relay]`.
@@ -309,6 +335,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// `[smtp]`.
     pub smtp: SmtpConfig,
+    /// `[graphite]`.
+    pub graphite: GraphiteConfig,
     /// Checks defined in the file, each with its id.
     pub checks: Vec<Check>,
 }
@@ -325,6 +353,7 @@ impl Config {
         })?;
         let mut config = Config::parse(&text, path)?;
         config.apply_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+        config.require_auth_off_loopback(&text)?;
         Ok(config)
     }
 
@@ -340,7 +369,24 @@ impl Config {
             }
         };
         set(&mut self.notify.seyren_url, &["SEYREN_URL"]);
-        set(&mut self.notify.graphite_url, &["GRAPHITE_URL"]);
+        set(&mut self.graphite.url, &["GRAPHITE_URL"]);
+        set(&mut self.graphite.username, &["GRAPHITE_USERNAME"]);
+        set(&mut self.graphite.password, &["GRAPHITE_PASSWORD"]);
+        // Seyren gives the refresh in milliseconds.
+        if let Some(ms) = get("GRAPHITE_REFRESH").and_then(|v| v.parse::<u64>().ok()) {
+            self.graphite.refresh_secs = (ms / 1000).max(1);
+        }
+        if let Some(n) = get("SEYREN_THREADS").and_then(|v| v.parse::<usize>().ok()) {
+            self.graphite.max_concurrent_requests = n.max(1);
+        }
+        if let Some(ms) = get("GRAPHITE_SOCKET_TIMEOUT").and_then(|v| v.parse::<u64>().ok()) {
+            // 0 is Seyren's "wait forever"; a bounded default stays.
+            if ms > 0 {
+                self.graphite.timeout_secs = ms.div_ceil(1000);
+            }
+        }
+        set(&mut self.notify.slack_webhook_url, &["SLACK_WEBHOOK_URL"]);
+        self.notify.graphite_url = self.graphite.url.clone();
         set(
             &mut self.notify.http_notification_url,
             &["HTTP_NOTIFICATION_URL"],
@@ -354,6 +400,35 @@ impl Config {
             self.smtp.port = port;
         }
         self.notify.seyren_url = self.notify.seyren_url.trim_end_matches('/').to_string();
+        set(&mut self.admin_http.auth_token, &["CARBONWATCH_API_TOKEN"]);
+        if let Some(v) = get("GRAPHS_ENABLE") {
+            self.admin_http.graphs_enabled = v != "false";
+        }
+        if get("GRAPHITE_CARBON_PICKLE_ENABLE").as_deref() == Some("true") {
+            let port = get("GRAPHITE_CARBON_PICKLE_PORT")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(2004);
+            self.pickle_tcp = Some(SocketAddr::from(([0, 0, 0, 0], port)));
+        }
+    }
+
+    /// An admin port reachable from the network must have a token (the
+    /// API can change alert rules). Checked after the environment, which
+    /// may supply the token.
+    pub fn require_auth_off_loopback(&self, text: &str) -> Result<(), ConfigError> {
+        match self.admin {
+            Some(a) if !a.ip().is_loopback() && self.admin_http.auth_token.is_empty() => {
+                Err(ConfigError::Invalid(vec![ConfigIssue {
+                    file: self.path.display().to_string(),
+                    line: line_of(text, self.admin_http.listen.span().start),
+                    key: "admin.listen".into(),
+                    message: format!(
+                        "{a} is not a loopback address, so the API needs a token: set [admin] auth_token or CARBONWATCH_API_TOKEN"
+                    ),
+                }]))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Validates config text; `path` is only used in messages.
@@ -431,6 +506,24 @@ impl Validator<'_> {
         });
     }
 
+    fn admin_rules(&mut self, a: &AdminConfig, _addr: Option<SocketAddr>) {
+        let p = &a.api_base_path;
+        if !p.starts_with('/') || (p.len() > 1 && p.ends_with('/')) {
+            self.issue(
+                &a.listen,
+                "admin.api_base_path",
+                format!("{p:?} must start with '/' and not end with one, like \"/api\""),
+            );
+        }
+        if a.tls_cert_file.is_empty() != a.tls_key_file.is_empty() {
+            self.issue(
+                &a.listen,
+                "admin.tls_cert_file",
+                "tls_cert_file and tls_key_file go together",
+            );
+        }
+    }
+
     fn addr(&mut self, s: &Spanned<String>, key: &str) -> Option<SocketAddr> {
         if s.get_ref().is_empty() {
             return None;
@@ -454,6 +547,7 @@ impl Validator<'_> {
         let pickle_tcp = self.addr(&raw.listen.pickle_tcp, "listen.pickle_tcp");
         let admin = self.addr(&raw.admin.listen, "admin.listen");
         let router = self.router(&raw.cluster, &raw.route);
+        self.admin_rules(&raw.admin, admin);
         let checks = self.checks(&raw.check);
         if jiff::tz::TimeZone::get(&raw.notify.timezone).is_err() {
             self.issues.push(ConfigIssue {
@@ -469,6 +563,7 @@ impl Validator<'_> {
             plaintext_udp,
             pickle_tcp,
             admin,
+            admin_http: raw.admin,
             listen: raw.listen,
             relay: raw.relay,
             stats: raw.stats,
@@ -477,9 +572,11 @@ impl Validator<'_> {
             notify: NotifyConfig {
                 // Seyren drops a trailing slash from SEYREN_URL.
                 seyren_url: raw.notify.seyren_url.trim_end_matches('/').to_string(),
+                graphite_url: raw.graphite.url.clone(),
                 ..raw.notify
             },
             smtp: raw.smtp,
+            graphite: raw.graphite,
             checks,
         }
     }

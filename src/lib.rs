@@ -9,10 +9,10 @@
 //! | 3 | [`route`] | rules, clusters, bit-exact carbon and carbon-c-relay hashing |
 //! | 4 | [`relay`] | per-destination bounded queues, writers, self-metrics |
 //! | 5 | [`alert`] | Seyren checks evaluated on the stream: index, state machine, engine |
-//! | 6 | `poll` | the render-API poller (planned, issue #4) |
+//! | 6 | [`poll`] | checks on any Graphite expression, from the render API; live-check seeding |
 //! | 7 | [`notify`] | HTTP, Slack, PagerDuty, Alertmanager, email; the outbox worker |
 //! | 8 | [`store`] | checks, series states, alert history, outbox (SQLite) |
-//! | 9 | [`api`] | the admin HTTP port (`/metrics`) |
+//! | 9 | [`api`] | the admin HTTP port: Seyren's REST API, the web UI, `/metrics` |
 //!
 //! Around them: [`config`] (the TOML file), [`stats`] (shared counters),
 //! [`app`] (wiring, reload, shutdown) and [`bench`] (the load generators).
@@ -26,6 +26,7 @@ pub mod codec;
 pub mod config;
 pub mod listen;
 pub mod notify;
+pub mod poll;
 pub mod relay;
 pub mod route;
 pub mod stats;

@@ -9,6 +9,12 @@
 //! Both hand-offs are bounded queues. If alerting falls behind, the engine
 //! waits on the store, the tap's queue fills, and the tap drops and counts
 //! points; forwarding never waits.
+//!
+//! Polled checks get their values from the [`poll`](crate::poll) stage
+//! through the command queue; [`polled`] applies them with the same series
+//! state machine.
+
+mod polled;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,7 +24,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -166,6 +172,9 @@ enum Command {
     Delete(String, oneshot::Sender<Result<bool, CheckError>>),
     List(oneshot::Sender<Vec<Check>>),
     Series(String, oneshot::Sender<Vec<(String, SeriesState)>>),
+    Recent(String, oneshot::Sender<Recent>),
+    Polled(String, Result<Vec<(String, Option<f64>)>, String>),
+    Seed(String, Vec<(String, Option<f64>)>),
 }
 
 /// The handle the rest of carbonwatch holds.
@@ -179,7 +188,10 @@ pub struct AlertHandle {
     pub outbox: Arc<crate::notify::outbox::OutboxStats>,
     /// The store.
     pub store: Arc<dyn Store>,
+    /// The notifiers, for test notifications.
+    pub notifiers: Arc<Notifiers>,
     commands: mpsc::Sender<Command>,
+    checks: watch::Receiver<Arc<Vec<Check>>>,
 }
 
 impl std::fmt::Debug for AlertHandle {
@@ -220,12 +232,67 @@ impl AlertHandle {
     pub async fn series(&self, id: &str) -> Result<Vec<(String, SeriesState)>, CheckError> {
         self.ask(|tx| Command::Series(id.to_string(), tx)).await
     }
+
+    /// Recent values of a few of the check's series, `(epoch ms, value)`,
+    /// oldest first: what the UI charts for a live check.
+    pub async fn recent(&self, id: &str) -> Result<Recent, CheckError> {
+        self.ask(|tx| Command::Recent(id.to_string(), tx)).await
+    }
+
+    /// Hands a polled check's render result to the engine: each series'
+    /// last non-null value, or why Graphite could not be read.
+    pub async fn polled(
+        &self,
+        id: &str,
+        result: Result<Vec<(String, Option<f64>)>, String>,
+    ) -> Result<(), CheckError> {
+        self.commands
+            .send(Command::Polled(id.to_string(), result))
+            .await
+            .map_err(|_| CheckError::Stopped)
+    }
+
+    /// Seeds a live check's series that the stream has not updated since
+    /// start-up.
+    pub async fn seed(
+        &self,
+        id: &str,
+        values: Vec<(String, Option<f64>)>,
+    ) -> Result<(), CheckError> {
+        self.commands
+            .send(Command::Seed(id.to_string(), values))
+            .await
+            .map_err(|_| CheckError::Stopped)
+    }
+
+    /// The checks, republished whenever they change.
+    pub fn watch_checks(&self) -> watch::Receiver<Arc<Vec<Check>>> {
+        self.checks.clone()
+    }
 }
+
+/// Recent values per series, `(epoch ms, value)`, oldest first.
+pub type Recent = Vec<(String, Vec<(i64, f64)>)>;
+/// One charted series' values.
+type History = std::collections::VecDeque<(i64, f64)>;
+
+/// Series per check whose recent values are kept for the UI's chart.
+const CHART_SERIES: usize = 8;
+/// Values kept per charted series.
+const CHART_POINTS: usize = 240;
 
 struct CheckRt {
     check: Check,
     series: FxHashMap<Box<str>, SeriesState>,
     counts: [usize; 5],
+    /// Why the last poll failed; the check is EXCEPTION while set.
+    exception: Option<String>,
+    /// Recent values of the first few series, for the UI's chart.
+    recent: Vec<(Box<str>, History)>,
+    /// A polled check's state from its last run: the worst over the
+    /// series that had data in it (Seyren's rule), not over every series
+    /// ever seen.
+    poll_state: Option<AlertType>,
 }
 
 impl CheckRt {
@@ -234,6 +301,38 @@ impl CheckRt {
             check,
             series: FxHashMap::default(),
             counts: [0; 5],
+            exception: None,
+            poll_state: None,
+            recent: Vec::new(),
+        }
+    }
+
+    /// Keeps a bounded history for the chart: [`CHART_SERIES`] series of
+    /// [`CHART_POINTS`] values, so memory per check stays fixed.
+    fn remember(&mut self, name: &str, now: i64, value: f64) {
+        let slot = match self.recent.iter().position(|(n, _)| &**n == name) {
+            Some(i) => i,
+            None if self.recent.len() < CHART_SERIES => {
+                self.recent.push((name.into(), Default::default()));
+                self.recent.len() - 1
+            }
+            None => return,
+        };
+        let points = &mut self.recent[slot].1;
+        if points.len() == CHART_POINTS {
+            points.pop_front();
+        }
+        points.push_back((now, value));
+    }
+
+    /// The check's state now.
+    fn state(&self) -> AlertType {
+        if self.exception.is_some() {
+            AlertType::Exception
+        } else if let Some(s) = self.poll_state {
+            s
+        } else {
+            check_state(&self.counts, self.check.allow_no_data)
         }
     }
 
@@ -260,6 +359,10 @@ struct Engine {
     stats: Arc<EngineStats>,
     batch: Batch,
     changed: Vec<(Slot, Alert)>,
+    /// Checks evaluated this step without a change, whose `lastCheck`
+    /// and state are still saved.
+    touched: Vec<Slot>,
+    checks_tx: watch::Sender<Arc<Vec<Check>>>,
 }
 
 /// Starts the engine, the store writer and the outbox on `rt`, tracked by
@@ -304,6 +407,7 @@ pub async fn start(
     let (store_tx, store_rx) = mpsc::channel(cfg.store_queue_max_batches.max(1));
     let (fresh_tx, fresh_rx) = mpsc::channel(1024);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (checks_tx, checks_rx) = watch::channel(Arc::new(Vec::new()));
     let tap = Arc::new(AlertTap::new(points_tx, cfg.max_cached_names));
     let stats = Arc::new(EngineStats::default());
     let clock = Clock::new();
@@ -321,6 +425,8 @@ pub async fn start(
         stats: stats.clone(),
         batch: Batch::default(),
         changed: Vec::new(),
+        touched: Vec::new(),
+        checks_tx,
     };
     let now = clock.now_ms();
     for c in checks {
@@ -340,7 +446,8 @@ pub async fn start(
     }
     engine.rebuild_index();
 
-    let outbox = Outbox::new(store.clone(), Notifiers::new(&notify, &smtp), notify);
+    let notifiers = Arc::new(Notifiers::new(&notify, &smtp));
+    let outbox = Outbox::new(store.clone(), notifiers.clone(), notify);
     let outbox_stats = outbox.stats.clone();
     tasks.spawn_on(outbox.run(fresh_rx, token.clone()), rt);
     tasks.spawn_on(
@@ -353,7 +460,9 @@ pub async fn start(
         stats,
         outbox: outbox_stats,
         store,
+        notifiers,
         commands: cmd_tx,
+        checks: checks_rx,
     })
 }
 
@@ -445,6 +554,13 @@ impl Engine {
         self.index = Arc::new(index);
         self.names.clear();
         self.tap.publish(self.index.clone());
+        let checks: Vec<Check> = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|rt| rt.check.clone())
+            .collect();
+        self.checks_tx.send_replace(Arc::new(checks));
     }
 
     async fn run(
@@ -496,37 +612,51 @@ impl Engine {
             }
         };
         for &slot in slots.iter() {
-            let Some(rt) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
-                continue;
-            };
-            self.stats.evaluations.fetch_add(1, Relaxed);
-            rt.check.last_check = Some(now);
-            if !rt.series.contains_key(&p.name) {
-                if rt.series.len() >= self.cfg.max_series_per_check {
-                    self.stats.series_refused.fetch_add(1, Relaxed);
-                    continue;
-                }
-                rt.series.insert(p.name.clone(), SeriesState::new(now));
-                rt.counts[AlertType::Ok as usize] += 1;
-                self.stats.series.fetch_add(1, Relaxed);
-            }
-            let series = rt.series.get_mut(&p.name).expect("inserted above");
-            if let Some(t) = series.observe(&rt.check, p.value, now) {
-                series.last_notified_ms = Some(now);
-                let saved = series.clone();
-                Self::transition(
-                    rt,
-                    &p.name,
-                    t,
-                    now,
-                    saved,
-                    &mut self.batch,
-                    &mut self.changed,
-                    slot,
-                );
-                self.stats.transitions.fetch_add(1, Relaxed);
-            }
+            self.observe(slot, &p.name, p.value, now, true);
         }
+    }
+
+    /// One value for one series of the check in `slot`. `live` marks the
+    /// series as updated by the stream. Returns the series' state after.
+    fn observe(
+        &mut self,
+        slot: Slot,
+        name: &str,
+        value: f64,
+        now: i64,
+        live: bool,
+    ) -> Option<AlertType> {
+        let rt = self.slots.get_mut(slot as usize).and_then(Option::as_mut)?;
+        self.stats.evaluations.fetch_add(1, Relaxed);
+        rt.check.last_check = Some(now);
+        if !rt.series.contains_key(name) {
+            if rt.series.len() >= self.cfg.max_series_per_check {
+                self.stats.series_refused.fetch_add(1, Relaxed);
+                return None;
+            }
+            rt.series.insert(name.into(), SeriesState::new(now));
+            rt.counts[AlertType::Ok as usize] += 1;
+            self.stats.series.fetch_add(1, Relaxed);
+        }
+        rt.remember(name, now, value);
+        let series = rt.series.get_mut(name).expect("inserted above");
+        series.live_seen |= live;
+        if let Some(t) = series.observe(&rt.check, value, now) {
+            series.last_notified_ms = Some(now);
+            let saved = series.clone();
+            Self::transition(
+                rt,
+                name,
+                t,
+                now,
+                saved,
+                &mut self.batch,
+                &mut self.changed,
+                slot,
+            );
+            self.stats.transitions.fetch_add(1, Relaxed);
+        }
+        rt.series.get(name).map(|s| s.state)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -601,6 +731,20 @@ impl Engine {
     /// Turns this step's changes into check states and notifications, and
     /// hands everything to the store writer.
     async fn finish_step(&mut self) {
+        let touched = std::mem::take(&mut self.touched);
+        if !touched.is_empty() {
+            let now = self.clock.now_ms();
+            for slot in touched {
+                let in_changed = self.changed.iter().any(|(s, _)| *s == slot);
+                let Some(rt) = self.slots[slot as usize].as_mut().filter(|_| !in_changed) else {
+                    continue;
+                };
+                rt.check.state = rt.state();
+                self.batch
+                    .check_states
+                    .push((rt.check.id.clone(), rt.check.state, now));
+            }
+        }
         if !self.changed.is_empty() {
             let now = self.clock.now_ms();
             let mut changed = std::mem::take(&mut self.changed);
@@ -609,7 +753,7 @@ impl Engine {
                 let Some(rt) = self.slots[group[0].0 as usize].as_mut() else {
                     continue;
                 };
-                let state = check_state(&rt.counts, rt.check.allow_no_data);
+                let state = rt.state();
                 rt.check.state = state;
                 rt.check.last_check = Some(now);
                 self.batch
@@ -700,6 +844,22 @@ impl Engine {
                         .collect(),
                 );
             }
+            Command::Polled(id, result) => self.apply_poll(&id, result),
+            Command::Recent(id, reply) => {
+                let recent = self
+                    .by_id
+                    .get(&id)
+                    .and_then(|&s| self.slots[s as usize].as_ref())
+                    .map(|rt| {
+                        rt.recent
+                            .iter()
+                            .map(|(n, p)| (n.to_string(), p.iter().copied().collect()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let _ = reply.send(recent);
+            }
+            Command::Seed(id, values) => self.apply_seed(&id, values),
             Command::Series(id, reply) => {
                 let series = self
                     .by_id

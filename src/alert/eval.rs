@@ -72,6 +72,10 @@ pub struct SeriesState {
     /// Samples inside the window, oldest first.
     #[serde(skip)]
     pub samples: VecDeque<(i64, f64)>,
+    /// Whether a point came from the stream since start-up; seeding from
+    /// the render API leaves such a series alone.
+    #[serde(skip)]
+    pub live_seen: bool,
 }
 
 impl SeriesState {
@@ -84,6 +88,7 @@ impl SeriesState {
             pending: None,
             last_notified_ms: None,
             samples: VecDeque::new(),
+            live_seen: false,
         }
     }
 

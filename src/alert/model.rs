@@ -266,6 +266,10 @@ pub struct Check {
     /// Extension: remind subscribers this often while a series is not OK.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_every: Option<Span>,
+    /// Extension: how often a polled check is run (default `[graphite]
+    /// refresh_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Span>,
     /// Extension: maintenance; no notification before this epoch-ms time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_until: Option<i64>,
@@ -408,6 +412,13 @@ pub struct Subscription {
     /// Skip changes to OK.
     #[serde(default)]
     pub ignore_ok: bool,
+    /// Extension: no notification for changes to UNKNOWN (no data).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_unknown: bool,
+    /// Extension: no notification for changes to EXCEPTION (Graphite
+    /// could not be read for a polled check).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_exception: bool,
     /// Window start, local time (inclusive).
     #[serde(default = "default_from")]
     pub from_time: TimeOfDay,

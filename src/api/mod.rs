@@ -1,50 +1,214 @@
-//! Stage 9, **api**: the admin HTTP port. Today it serves Prometheus text at
-//! `/metrics`; the Seyren-compatible API and the web UI will join it here.
+//! Stage 9, **api**: the admin HTTP port.
+//!
+//! - [`seyren`]: Seyren's REST API under `[admin] api_base_path` (`/api`
+//!   or `/seyren/api`), behind a bearer token when one is set;
+//! - [`ui`]: the web UI at `/`, its assets compiled into the binary;
+//! - [`metrics`]: Prometheus text at `/metrics`.
+//!
+//! Every error is JSON `{"message": ..}` with a 4xx for a bad request, so
+//! a client never has to parse an HTML error page.
+
+pub mod metrics;
+pub mod seyren;
+pub mod ui;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::engine::AlertHandle;
-use crate::codec::Reject;
+use crate::config::Config;
+use crate::poll::{PollStats, RenderClient};
 use crate::relay::Relay;
-use crate::stats::DropReason;
 
-/// State behind the admin routes.
+/// An API failure: a status and a message for the client.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400.
+    pub fn bad(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
+    /// 500: a fault of ours, logged.
+    pub fn internal(message: impl Into<String>) -> Self {
+        let message = message.into();
+        tracing::error!(error = %message, "API request failed.");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "message": self.message })),
+        )
+            .into_response()
+    }
+}
+
+/// What every admin route can reach.
 #[derive(Clone)]
-struct AdminState {
+pub struct ApiContext {
     relay: Arc<Relay>,
     alerts: Option<AlertHandle>,
+    poll: Option<Arc<PollStats>>,
+    render: RenderClient,
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    base_path: String,
+    token: Option<String>,
+    tls: bool,
+    seyren_url: String,
+    graphs_enabled: bool,
+    pickle_enabled: bool,
+}
+
+impl ApiContext {
+    /// The context for `config`'s admin port.
+    pub fn new(
+        config: &Config,
+        relay: Arc<Relay>,
+        alerts: Option<AlertHandle>,
+        poll: Option<Arc<PollStats>>,
+    ) -> Self {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let a = &config.admin_http;
+        ApiContext {
+            relay,
+            alerts,
+            poll,
+            render: RenderClient::new(&config.graphite),
+            recorder: Arc::new(recorder),
+            handle,
+            base_path: a.api_base_path.trim_end_matches('/').to_string(),
+            token: (!a.auth_token.is_empty()).then(|| a.auth_token.clone()),
+            tls: !a.tls_cert_file.is_empty(),
+            seyren_url: config.notify.seyren_url.clone(),
+            graphs_enabled: a.graphs_enabled,
+            pickle_enabled: config.pickle_tcp.is_some(),
+        }
+    }
+
+    fn alerts(&self) -> Result<&AlertHandle, ApiError> {
+        self.alerts.as_ref().ok_or_else(|| ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "alerting is off: set [alerting] store".into(),
+        })
+    }
+}
+
+/// The admin routes.
+pub fn router(ctx: ApiContext) -> Router {
+    use seyren::*;
+    let api = Router::new()
+        .route("/checks", get(list_checks).post(create_check))
+        .route(
+            "/checks/{id}",
+            get(get_check).put(update_check).delete(delete_check),
+        )
+        .route(
+            "/checks/{id}/alerts",
+            get(check_alerts).delete(delete_alerts),
+        )
+        .route("/checks/{id}/series", get(check_series))
+        .route("/checks/{id}/points", get(check_points))
+        .route(
+            "/checks/{id}/subscriptions",
+            axum::routing::post(create_subscription),
+        )
+        .route(
+            "/checks/{id}/subscriptions/{sid}",
+            put(update_subscription).delete(delete_subscription),
+        )
+        .route(
+            "/checks/{id}/subscriptions/{sid}/test",
+            put(test_subscription),
+        )
+        .route("/alerts", get(all_alerts))
+        .route("/config", get(config))
+        .route("/metrics/{target}/total", get(metrics_total))
+        .route("/checks/{id}/image", get(ui::check_image))
+        .route("/checks/{id}/image/", get(ui::check_image))
+        .route("/chart/{target}", get(ui::chart_image))
+        .route("/chart/{target}/", get(ui::chart_image))
+        .fallback(|| async { ApiError::not_found("no such API endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            require_token,
+        ));
+    Router::new()
+        .nest(&ctx.base_path, api)
+        .route("/metrics", get(metrics::metrics))
+        .merge(ui::routes())
+        .with_state(ctx)
+}
+
+/// With a token configured, API requests must carry it as
+/// `Authorization: Bearer <token>`.
+async fn require_token(State(ctx): State<ApiContext>, req: Request, next: Next) -> Response {
+    if let Some(token) = &ctx.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            let mut r = ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                message: "a bearer token is required: Authorization: Bearer <token>".into(),
+            }
+            .into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+/// Compares without an early exit, so the time taken says nothing about
+/// how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Serves the admin port until cancelled.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    relay: Arc<Relay>,
-    alerts: Option<AlertHandle>,
-    token: CancellationToken,
-) {
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    let state = AdminState {
-        relay,
-        alerts,
-        recorder: Arc::new(recorder),
-        handle,
-    };
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .with_state(state);
+pub async fn serve(listener: tokio::net::TcpListener, ctx: ApiContext, token: CancellationToken) {
+    let app = router(ctx);
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "Admin HTTP listening.");
     let result = axum::serve(listener, app)
@@ -53,69 +217,4 @@ pub async fn serve(
     if let Err(e) = result {
         tracing::error!(error = %e, "Admin HTTP server failed.");
     }
-}
-
-/// Copies the relay's counters into a private `metrics` recorder and
-/// renders it, so Prometheus and the carbon self-metrics read one source.
-async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
-    metrics::with_local_recorder(&*s.recorder, || {
-        let st = &s.relay.stats;
-        metrics::counter!("carbonwatch_metrics_received_total").absolute(st.received.load(Relaxed));
-        for r in Reject::ALL {
-            metrics::counter!("carbonwatch_rejected_total", "reason" => r.as_str())
-                .absolute(st.rejected(r));
-        }
-        for d in DropReason::ALL {
-            metrics::counter!("carbonwatch_dropped_total", "reason" => d.as_str())
-                .absolute(st.dropped(d));
-        }
-        metrics::counter!("carbonwatch_connections_total").absolute(st.connections.load(Relaxed));
-        metrics::counter!("carbonwatch_disconnects_total").absolute(st.disconnects.load(Relaxed));
-        metrics::counter!("carbonwatch_connections_refused_total")
-            .absolute(st.connections_refused.load(Relaxed));
-        for d in s.relay.destinations() {
-            let dest = d.spec.address();
-            let ds = &d.stats;
-            metrics::counter!("carbonwatch_destination_sent_total", "destination" => dest.clone())
-                .absolute(ds.sent_lines.load(Relaxed));
-            metrics::counter!("carbonwatch_destination_requeued_total", "destination" => dest.clone()).absolute(ds.requeued_lines.load(Relaxed));
-            metrics::counter!("carbonwatch_destination_dropped_total", "destination" => dest.clone()).absolute(ds.dropped_lines.load(Relaxed));
-            metrics::counter!("carbonwatch_destination_failures_total", "destination" => dest.clone()).absolute(ds.failures.load(Relaxed));
-            metrics::gauge!("carbonwatch_destination_queued_lines", "destination" => dest.clone())
-                .set(d.queue.lines() as f64);
-            metrics::gauge!("carbonwatch_destination_queued_bytes", "destination" => dest.clone())
-                .set(d.queue.bytes() as f64);
-            metrics::gauge!("carbonwatch_destination_up", "destination" => dest)
-                .set(if d.is_healthy() { 1.0 } else { 0.0 });
-        }
-        if let Some(a) = &s.alerts {
-            let (t, e, o) = (&a.tap, &a.stats, &a.outbox);
-            metrics::counter!("carbonwatch_alert_points_total")
-                .absolute(t.points_sent.load(Relaxed));
-            metrics::counter!("carbonwatch_alert_points_dropped_total")
-                .absolute(t.points_dropped.load(Relaxed));
-            metrics::counter!("carbonwatch_alert_evaluations_total")
-                .absolute(e.evaluations.load(Relaxed));
-            metrics::counter!("carbonwatch_alert_transitions_total")
-                .absolute(e.transitions.load(Relaxed));
-            metrics::gauge!("carbonwatch_alert_series").set(e.series.load(Relaxed) as f64);
-            metrics::counter!("carbonwatch_alert_series_refused_total")
-                .absolute(e.series_refused.load(Relaxed));
-            metrics::counter!("carbonwatch_alert_store_errors_total")
-                .absolute(e.store_errors.load(Relaxed));
-            for (outcome, n) in [
-                ("delivered", &o.delivered),
-                ("retried", &o.retried),
-                ("failed", &o.failed),
-                ("superseded", &o.superseded),
-            ] {
-                metrics::counter!("carbonwatch_notifications_total", "outcome" => outcome)
-                    .absolute(n.load(Relaxed));
-            }
-        }
-    });
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.handle.render(),
-    )
 }

@@ -77,7 +77,9 @@ impl Default for SmtpConfig {
 pub struct NotifyConfig {
     /// Base URL of this service's UI, for links (Seyren's `SEYREN_URL`).
     pub seyren_url: String,
-    /// Graphite's URL, for preview images in payloads (`GRAPHITE_URL`).
+    /// Graphite's URL, for preview images in payloads: `[graphite] url`,
+    /// copied here by the config.
+    #[serde(skip)]
     pub graphite_url: String,
     /// When set, every HTTP subscription posts here (`HTTP_NOTIFICATION_URL`).
     pub http_notification_url: String,

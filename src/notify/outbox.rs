@@ -45,10 +45,10 @@ pub struct Outbox {
 
 impl Outbox {
     /// A worker over `store`.
-    pub fn new(store: Arc<dyn Store>, notifiers: Notifiers, cfg: NotifyConfig) -> Self {
+    pub fn new(store: Arc<dyn Store>, notifiers: Arc<Notifiers>, cfg: NotifyConfig) -> Self {
         Outbox {
             store,
-            notifiers: Arc::new(notifiers),
+            notifiers,
             cfg,
             stats: Arc::new(OutboxStats::default()),
         }

@@ -16,7 +16,8 @@ pub fn wants(sub: &Subscription, to: AlertType) -> bool {
             AlertType::Ok => sub.ignore_ok,
             AlertType::Warn => sub.ignore_warn,
             AlertType::Error => sub.ignore_error,
-            AlertType::Unknown | AlertType::Exception => false,
+            AlertType::Unknown => sub.ignore_unknown,
+            AlertType::Exception => sub.ignore_exception,
         }
 }
 
