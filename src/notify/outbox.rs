@@ -133,7 +133,14 @@ impl Outbox {
                 alerts
                     .into_iter()
                     .filter(|a| {
-                        store.series_state(&a.check_id, &a.target).ok().flatten() == Some(a.to_type)
+                        let series = store.series_state(&a.check_id, &a.target).ok().flatten();
+                        // A check-level alert (into or out of EXCEPTION)
+                        // names the check's target, which is no series.
+                        let current = series.or_else(|| {
+                            let check = store.get_check(&a.check_id).ok().flatten()?;
+                            (check.target == a.target).then_some(check.state)
+                        });
+                        current == Some(a.to_type)
                     })
                     .collect::<Vec<_>>()
             })

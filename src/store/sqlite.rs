@@ -235,7 +235,7 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, batch: &Batch) -> Result<Vec<Notification>, StoreError> {
-        let now = crate::unix_now() * 1000;
+        let now = crate::unix_now_ms();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut created = Vec::with_capacity(batch.notifications.len());
@@ -281,11 +281,10 @@ impl Store for SqliteStore {
                 "INSERT INTO outbox (check_id, doc, status, not_before, next_attempt, created, updated)
                  VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?5)",
             )?;
-            let now_ms = crate::unix_now_ms();
             for n in &batch.notifications {
                 // Claimed in the same transaction, so the first delivery
                 // needs no second commit of its own.
-                let due = n.not_before_ms <= now_ms;
+                let due = n.not_before_ms <= now;
                 put_note.execute(params![
                     n.check.id,
                     serde_json::to_string(n)?,
@@ -396,7 +395,7 @@ impl Store for SqliteStore {
     }
 
     fn claim_notification(&self, id: i64) -> Result<bool, StoreError> {
-        let now = crate::unix_now() * 1000;
+        let now = crate::unix_now_ms();
         let n = self.conn().execute(
             "UPDATE outbox SET status = 'sending', updated = ?2 WHERE id = ?1 AND status = 'pending'",
             params![id, now],
@@ -419,7 +418,7 @@ impl Store for SqliteStore {
         error: Option<&str>,
         retry_at_ms: Option<i64>,
     ) -> Result<(), StoreError> {
-        let now = crate::unix_now() * 1000;
+        let now = crate::unix_now_ms();
         let conn = self.conn();
         match retry_at_ms {
             Some(at) => conn.execute(

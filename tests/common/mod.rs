@@ -102,6 +102,7 @@ pub struct CarbonCache {
     pub dir: tempfile::TempDir,
     pub line_port: u16,
     pub pickle_port: u16,
+    pub query_port: u16,
     child: std::process::Child,
 }
 
@@ -144,6 +145,7 @@ impl CarbonCache {
             dir,
             line_port,
             pickle_port,
+            query_port,
             child,
         };
         let (l, p) = (cache.line_port, cache.pickle_port);
@@ -294,7 +296,7 @@ impl Drop for Child {
 
 /// Waits until something accepts TCP connections on `port`.
 pub async fn wait_listening(port: u16, what: &str) {
-    for _ in 0..400 {
+    for _ in 0..2400 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
@@ -363,4 +365,68 @@ pub async fn alertmanager(dir: &std::path::Path) -> (Child, u16) {
     let child = Child(child);
     wait_listening(port, "alertmanager").await;
     (child, port)
+}
+
+/// Debian's graphite-web under Django's runserver, reading `cache`'s
+/// whisper files (and its cache, through carbonlink), with its database
+/// and logs in a private directory.
+pub struct GraphiteWeb {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl GraphiteWeb {
+    pub async fn start(cache: &CarbonCache) -> GraphiteWeb {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let storage = cache.dir.path().join("storage").display().to_string();
+        std::fs::create_dir_all(format!("{d}/log")).unwrap();
+        std::fs::write(
+            format!("{d}/cw_graphite_settings.py"),
+            format!(
+                "SECRET_KEY = 'carbonwatch-test'\nSTORAGE_DIR = '{storage}'\nWHISPER_DIR = '{storage}/whisper'\n\
+                 LOG_DIR = '{d}/log'\nINDEX_FILE = '{d}/index'\n\
+                 DATABASES = {{'default': {{'ENGINE': 'django.db.backends.sqlite3', 'NAME': '{d}/graphite.db'}}}}\n\
+                 CARBONLINK_HOSTS = ['127.0.0.1:{}:a']\n",
+                cache.query_port
+            ),
+        )
+        .unwrap();
+        let django = |args: &[&str]| {
+            let mut c = std::process::Command::new("/usr/bin/python3");
+            c.args(["-m", "django"])
+                .args(args)
+                .current_dir(&d)
+                .env("PYTHONPATH", &d)
+                .env("GRAPHITE_SETTINGS_MODULE", "cw_graphite_settings")
+                .env("DJANGO_SETTINGS_MODULE", "graphite.settings")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            c
+        };
+        let migrated = django(&["migrate", "--run-syncdb"])
+            .status()
+            .expect("graphite-web (Debian)");
+        assert!(migrated.success(), "graphite-web migrate failed");
+        let port = free_port();
+        let child = django(&["runserver", &format!("127.0.0.1:{port}"), "--noreload"])
+            .spawn()
+            .unwrap();
+        wait_listening(port, "graphite-web").await;
+        GraphiteWeb {
+            dir,
+            port,
+            child: Some(Child(child)),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it, so that Graphite errors can be tested.
+    pub fn stop(&mut self) {
+        self.child = None;
+    }
 }
