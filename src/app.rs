@@ -26,6 +26,14 @@ pub enum StartError {
     /// The alert store could not be opened or the engine not started.
     #[error("alerting: {0}")]
     Alerting(String),
+    /// The admin port's certificate or key could not be loaded.
+    #[error("[admin] TLS: cannot load {file} and its key: {source}")]
+    Tls {
+        /// The certificate file.
+        file: String,
+        /// The error.
+        source: std::io::Error,
+    },
     /// A socket could not be bound.
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
@@ -185,7 +193,13 @@ impl App {
                 app.alerts.clone(),
                 poll_stats.clone(),
             );
-            tasks.spawn(crate::api::serve(l, ctx, background.clone()));
+            let tls = crate::api::tls_config(&config.admin_http)
+                .await
+                .map_err(|source| StartError::Tls {
+                    file: config.admin_http.tls_cert_file.clone(),
+                    source,
+                })?;
+            tasks.spawn(crate::api::serve(l, ctx, tls, background.clone()));
         }
         if config.stats.enabled {
             tasks.spawn(selfmetrics::run(

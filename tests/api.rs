@@ -473,3 +473,53 @@ fn a_non_loopback_admin_port_needs_a_token() {
     .unwrap();
     assert!(Config::load(&path).is_ok());
 }
+
+#[tokio::test]
+async fn the_admin_port_speaks_tls_with_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&c, cert.cert.pem()).unwrap();
+    std::fs::write(&k, cert.key_pair.serialize_pem()).unwrap();
+    let r = rig(
+        &format!(
+            "tls_cert_file = \"{}\"\ntls_key_file = \"{}\"",
+            c.display(),
+            k.display()
+        ),
+        "/api",
+    )
+    .await;
+    let port = r.app.admin.unwrap().port();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("https://localhost:{port}/api/config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.json::<Value>().await.unwrap()["baseUrl"].is_string());
+    // Plain HTTP gets no API.
+    assert!(reqwest::get(format!("http://127.0.0.1:{port}/api/config"))
+        .await
+        .map_or(true, |r| !r.status().is_success()));
+    r.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_certificate_stops_start_up_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("nope.pem");
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntls_cert_file = \"{0}\"\ntls_key_file = \"{0}\"\n[alerting]\nstore = \"\"\n",
+        bad.display()
+    );
+    let e = App::start(Config::parse(&text, std::path::Path::new("t.toml")).unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope.pem"), "{e}");
+}

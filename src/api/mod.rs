@@ -206,14 +206,56 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Serves the admin port until cancelled.
-pub async fn serve(listener: tokio::net::TcpListener, ctx: ApiContext, token: CancellationToken) {
+/// The TLS setup of `[admin]`, if it has a certificate: read at start-up
+/// so that a bad file stops carbonwatch with a message instead of leaving
+/// the port dead.
+pub async fn tls_config(
+    a: &crate::config::AdminConfig,
+) -> Result<Option<axum_server::tls_rustls::RustlsConfig>, std::io::Error> {
+    if a.tls_cert_file.is_empty() {
+        return Ok(None);
+    }
+    // One crypto provider for the process: ring, as reqwest and lettre use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(&a.tls_cert_file, &a.tls_key_file)
+        .await
+        .map(Some)
+}
+
+/// Serves the admin port until cancelled, over TLS when `tls` is given.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    ctx: ApiContext,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    token: CancellationToken,
+) {
     let app = router(ctx);
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, "Admin HTTP listening.");
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await;
+    tracing::info!(addr = ?addr, tls = tls.is_some(), "Admin HTTP listening.");
+    let result = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+            });
+            match listener.into_std() {
+                Ok(std) => {
+                    axum_server::from_tcp_rustls(std, tls)
+                        .handle(handle)
+                        .serve(app.into_make_service())
+                        .await
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
     if let Err(e) = result {
         tracing::error!(error = %e, "Admin HTTP server failed.");
     }
