@@ -386,6 +386,9 @@ impl Config {
             }
         }
         set(&mut self.notify.slack_webhook_url, &["SLACK_WEBHOOK_URL"]);
+        set(&mut self.notify.slack_username, &["SLACK_USERNAME"]);
+        set(&mut self.notify.slack_icon_url, &["SLACK_ICON_URL"]);
+        set(&mut self.notify.slack_emojis, &["SLACK_EMOJIS"]);
         self.notify.graphite_url = self.graphite.url.clone();
         set(
             &mut self.notify.http_notification_url,
@@ -915,6 +918,22 @@ stop = true
             "SMTP_PORT" => Some("587".to_string()),
             "SEYREN_FROM_EMAIL" => Some("seyren@example".to_string()),
             "SEYREN_URL" => Some("https://alerts.example/".to_string()),
+            "GRAPHITE_URL" => Some("http://graphite.example/g".to_string()),
+            "GRAPHITE_USERNAME" => Some("seyren".to_string()),
+            "GRAPHITE_PASSWORD" => Some("pw".to_string()),
+            "GRAPHITE_REFRESH" => Some("30000".to_string()),
+            "SEYREN_THREADS" => Some("4".to_string()),
+            "SMTP_USERNAME" => Some("u".to_string()),
+            "SMTP_PASSWORD" => Some("p".to_string()),
+            "SMTP_PROTOCOL" => Some("smtps".to_string()),
+            "HTTP_NOTIFICATION_URL" => Some("http://hooks.example/all".to_string()),
+            "SLACK_USERNAME" => Some("Seyren".to_string()),
+            "SLACK_EMOJIS" => {
+                Some(":grey_question:,:white_check_mark:,:warning:,:x:,:boom:".to_string())
+            }
+            "GRAPHS_ENABLE" => Some("false".to_string()),
+            "GRAPHITE_CARBON_PICKLE_ENABLE" => Some("true".to_string()),
+            "GRAPHITE_CARBON_PICKLE_PORT" => Some("12004".to_string()),
             _ => None,
         };
         c.apply_env(env);
@@ -922,7 +941,34 @@ stop = true
             (c.smtp.host.as_str(), c.smtp.port, c.smtp.from.as_str()),
             ("mail.example", 587, "seyren@example")
         );
+        assert_eq!(
+            (
+                c.smtp.username.as_str(),
+                c.smtp.password.as_str(),
+                c.smtp.protocol.as_str()
+            ),
+            ("u", "p", "smtps")
+        );
         assert_eq!(c.notify.seyren_url, "https://alerts.example");
+        let g = &c.graphite;
+        assert_eq!(
+            (
+                g.url.as_str(),
+                g.username.as_str(),
+                g.password.as_str(),
+                g.refresh_secs,
+                g.max_concurrent_requests
+            ),
+            ("http://graphite.example/g", "seyren", "pw", 30, 4)
+        );
+        assert_eq!(
+            c.notify.graphite_url, g.url,
+            "previews link to the same Graphite"
+        );
+        assert_eq!(c.notify.http_notification_url, "http://hooks.example/all");
+        assert_eq!(c.notify.slack_username, "Seyren");
+        assert!(!c.admin_http.graphs_enabled);
+        assert_eq!(c.pickle_tcp, Some("0.0.0.0:12004".parse().unwrap()));
     }
 
     #[test]

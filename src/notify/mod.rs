@@ -86,6 +86,13 @@ pub struct NotifyConfig {
     /// Incoming-webhook URL for SLACK subscriptions whose target is a
     /// channel name rather than a URL.
     pub slack_webhook_url: String,
+    /// Name the Slack message is posted as (`SLACK_USERNAME`).
+    pub slack_username: String,
+    /// Icon of the Slack message (`SLACK_ICON_URL`).
+    pub slack_icon_url: String,
+    /// Comma-separated emojis prefixed to the text, one per state in the
+    /// order UNKNOWN, OK, WARN, ERROR, EXCEPTION (`SLACK_EMOJIS`).
+    pub slack_emojis: String,
     /// PagerDuty Events API base URL.
     pub pagerduty_url: String,
     /// Alertmanager base URL for ALERTMANAGER subscriptions whose target is
@@ -116,6 +123,9 @@ impl Default for NotifyConfig {
             graphite_url: "http://localhost:80".into(),
             http_notification_url: String::new(),
             slack_webhook_url: String::new(),
+            slack_username: "carbonwatch".into(),
+            slack_icon_url: String::new(),
+            slack_emojis: String::new(),
             pagerduty_url: "https://events.pagerduty.com".into(),
             alertmanager_url: "http://localhost:9093".into(),
             max_attempts: 8,

@@ -52,8 +52,16 @@ impl SlackNotifier {
         } else {
             ""
         };
+        // Seyren picks the emoji by the state's ordinal.
+        let emoji = self
+            .cfg
+            .slack_emojis
+            .split(',')
+            .nth(c.state as usize)
+            .unwrap_or("")
+            .trim();
         format!(
-            "*{}* {} [{}]{}\n```\n{}\n```\n#{} {}",
+            "{emoji}*{}* {} [{}]{}\n```\n{}\n```\n#{} {}",
             c.state,
             c.name,
             self.cfg.check_url(&c.id),
@@ -84,6 +92,11 @@ impl Notifier for SlackNotifier {
                 "SLACK target is not a webhook URL and slack_webhook_url is unset",
             ));
         };
+        let mut body = body;
+        body["username"] = json!(self.cfg.slack_username);
+        if !self.cfg.slack_icon_url.is_empty() {
+            body["icon_url"] = json!(self.cfg.slack_icon_url);
+        }
         let resp = self.client.post(url).json(&body).send().await?;
         expect_success(resp).await
     }
