@@ -14,6 +14,7 @@
 pub mod destination;
 pub mod queue;
 pub mod selfmetrics;
+pub mod spool;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

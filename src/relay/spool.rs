@@ -1,0 +1,564 @@
+//! A destination's disk spool (issue #5, storage layer): append-only
+//! segment files of checksummed records, each record one [`Batch`] of
+//! canonical lines. The writer side appends when the memory queue is full;
+//! the replay side reads the oldest records first and deletes a segment
+//! only after every record in it was handed over and committed.
+//!
+//! Record layout, little-endian:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 4 | magic `CWS1` |
+//! | 4 | payload length |
+//! | 4 | lines in the payload |
+//! | 8 | when it was spooled, epoch ms (for the oldest-age metric) |
+//! | 4 | CRC-32 of the length, lines, time and payload |
+//! | n | payload: newline-terminated lines |
+//!
+//! A torn write or a flipped bit fails the length or CRC test. The reader
+//! then looks for the next magic that starts a valid record, so the good
+//! records on both sides of the damage are kept; what was skipped is
+//! counted, never a crash.
+//!
+//! Not wired into the relay yet: the destination writer and the dispatcher
+//! will use it (see issue #5's note).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::relay::queue::Batch;
+
+const MAGIC: [u8; 4] = *b"CWS1";
+const HEADER: usize = 24;
+
+/// Spool limits of one destination.
+#[derive(Debug, Clone)]
+pub struct SpoolLimits {
+    /// Bytes on disk this spool may hold; protects the disk.
+    pub max_bytes: u64,
+    /// A segment is closed and a new one started past this size, so that
+    /// replayed data is freed a segment at a time.
+    pub segment_bytes: u64,
+    /// The largest record accepted when reading; a longer length field is
+    /// damage, not a reason to allocate.
+    pub max_record_bytes: u32,
+    /// How often appended data is fsynced: what a power cut may lose.
+    pub fsync_interval: Duration,
+}
+
+impl Default for SpoolLimits {
+    fn default() -> Self {
+        SpoolLimits {
+            max_bytes: 1 << 30,
+            segment_bytes: 64 << 20,
+            max_record_bytes: 64 << 20,
+            fsync_interval: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// Why the spool refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// The spool holds `max_bytes` already; the caller applies its policy.
+    #[error("spool full ({0} bytes)")]
+    Full(u64),
+    /// The disk said no (full, read-only, gone).
+    #[error("spool I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What opening found and what reading has skipped.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SpoolDamage {
+    /// Regions skipped because they did not hold a valid record.
+    pub corrupt_regions: u64,
+    /// Bytes in those regions.
+    pub skipped_bytes: u64,
+}
+
+/// One destination's spool directory.
+pub struct Spool {
+    dir: PathBuf,
+    limits: SpoolLimits,
+    /// Segment sequence numbers on disk, oldest first.
+    segments: Vec<u64>,
+    /// Bytes on disk over all segments.
+    bytes: u64,
+    writer: Option<(u64, File, u64)>,
+    last_sync: Instant,
+    dirty: bool,
+    reader: Option<SegmentReader>,
+    /// Damage seen while reading.
+    pub damage: SpoolDamage,
+    /// Lines appended and not yet committed as delivered.
+    pub lines: u64,
+}
+
+struct SegmentReader {
+    seq: u64,
+    /// The segment file; after damage, the bytes past it, in memory.
+    input: Box<dyn Read + Send + Sync>,
+    /// Records handed out from this segment and not committed.
+    pending: u32,
+    done: bool,
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.cws"))
+}
+
+fn crc(len: u32, lines: u32, at_ms: u64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len.to_le_bytes());
+    h.update(&lines.to_le_bytes());
+    h.update(&at_ms.to_le_bytes());
+    h.update(payload);
+    h.finalize()
+}
+
+/// One record's bytes.
+pub fn encode(batch: &Batch, at_ms: u64) -> Vec<u8> {
+    let len = batch.data.len() as u32;
+    let mut out = Vec::with_capacity(HEADER + batch.data.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&batch.lines.to_le_bytes());
+    out.extend_from_slice(&at_ms.to_le_bytes());
+    out.extend_from_slice(&crc(len, batch.lines, at_ms, &batch.data).to_le_bytes());
+    out.extend_from_slice(&batch.data);
+    out
+}
+
+/// Decodes the record at the start of `buf`: the batch, its time and its
+/// size, or `None` if no valid record starts there.
+pub fn decode(buf: &[u8], max_record: u32) -> Option<(Batch, u64, usize)> {
+    if buf.len() < HEADER || buf[..4] != MAGIC {
+        return None;
+    }
+    let u32_at = |i: usize| u32::from_le_bytes(buf[i..i + 4].try_into().expect("4 bytes"));
+    let (len, lines) = (u32_at(4), u32_at(8));
+    let at_ms = u64::from_le_bytes(buf[12..20].try_into().expect("8 bytes"));
+    let sum = u32_at(20);
+    if len > max_record || buf.len() < HEADER + len as usize {
+        return None;
+    }
+    let payload = &buf[HEADER..HEADER + len as usize];
+    (crc(len, lines, at_ms, payload) == sum).then(|| {
+        (
+            Batch {
+                data: Bytes::copy_from_slice(payload),
+                lines,
+            },
+            at_ms,
+            HEADER + len as usize,
+        )
+    })
+}
+
+impl Spool {
+    /// Opens (or creates) a spool directory; segments left by an earlier
+    /// run are kept for replay.
+    pub fn open(dir: &Path, limits: SpoolLimits) -> Result<Spool, SpoolError> {
+        fs::create_dir_all(dir)?;
+        let mut segments = Vec::new();
+        let mut bytes = 0;
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(seq) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".cws"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            bytes += entry.metadata()?.len();
+            segments.push(seq);
+        }
+        segments.sort_unstable();
+        Ok(Spool {
+            dir: dir.to_path_buf(),
+            limits,
+            segments,
+            bytes,
+            writer: None,
+            last_sync: Instant::now(),
+            dirty: false,
+            reader: None,
+            damage: SpoolDamage::default(),
+            lines: 0,
+        })
+    }
+
+    /// Bytes on disk.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Segment files on disk.
+    pub fn segments(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Whether anything is waiting for replay.
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+
+    /// Appends one batch. `Full` when it would pass `max_bytes`.
+    pub fn append(&mut self, batch: &Batch, at_ms: u64) -> Result<(), SpoolError> {
+        let record = encode(batch, at_ms);
+        if self.bytes + record.len() as u64 > self.limits.max_bytes {
+            return Err(SpoolError::Full(self.bytes));
+        }
+        let roll = match &self.writer {
+            None => true,
+            Some((_, _, size)) => *size + record.len() as u64 > self.limits.segment_bytes,
+        };
+        if roll {
+            self.roll()?;
+        }
+        let (_, file, size) = self.writer.as_mut().expect("rolled above");
+        file.write_all(&record)?;
+        *size += record.len() as u64;
+        self.bytes += record.len() as u64;
+        self.lines += u64::from(batch.lines);
+        self.dirty = true;
+        self.sync_if_due()?;
+        Ok(())
+    }
+
+    fn roll(&mut self) -> Result<(), SpoolError> {
+        if let Some((_, file, _)) = self.writer.take() {
+            file.sync_data()?;
+        }
+        let seq = self.segments.last().map_or(1, |s| s + 1);
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(segment_path(&self.dir, seq))?;
+        self.segments.push(seq);
+        self.writer = Some((seq, file, 0));
+        Ok(())
+    }
+
+    /// Fsyncs appended data when `fsync_interval` has passed.
+    pub fn sync_if_due(&mut self) -> Result<(), SpoolError> {
+        if self.dirty && self.last_sync.elapsed() >= self.limits.fsync_interval {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Fsyncs appended data now (at shutdown).
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        if let Some((_, file, _)) = &self.writer {
+            file.sync_data()?;
+        }
+        self.dirty = false;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// The next spooled batch, oldest first, with its spool time; `None`
+    /// when everything has been handed out. Damaged regions are skipped
+    /// and counted in [`Spool::damage`].
+    pub fn next_batch(&mut self) -> Result<Option<(Batch, u64)>, SpoolError> {
+        loop {
+            if self.reader.is_none() {
+                let Some(&seq) = self.segments.first() else {
+                    return Ok(None);
+                };
+                // Never read the segment being written into: close it so
+                // that its records become readable, and start a new one
+                // on the next append.
+                if matches!(&self.writer, Some((w, _, _)) if *w == seq) {
+                    self.sync()?;
+                    self.writer = None;
+                }
+                let file = File::open(segment_path(&self.dir, seq))?;
+                self.reader = Some(SegmentReader {
+                    seq,
+                    input: Box::new(BufReader::with_capacity(1 << 20, file)),
+                    pending: 0,
+                    done: false,
+                });
+            }
+            let max = self.limits.max_record_bytes;
+            let r = self.reader.as_mut().expect("opened above");
+            if !r.done {
+                match read_record(&mut r.input, max, &mut self.damage)? {
+                    Some(rec) => {
+                        r.pending += 1;
+                        return Ok(Some(rec));
+                    }
+                    None => r.done = true,
+                }
+            }
+            if r.pending > 0 {
+                // Wait for commits before moving past this segment.
+                return Ok(None);
+            }
+            self.finish_segment()?;
+        }
+    }
+
+    /// Marks the oldest handed-out batch as delivered. A segment is
+    /// deleted once all of its batches are.
+    pub fn commit(&mut self, lines: u32) -> Result<(), SpoolError> {
+        self.lines = self.lines.saturating_sub(u64::from(lines));
+        if let Some(r) = self.reader.as_mut() {
+            r.pending = r.pending.saturating_sub(1);
+            if r.pending == 0 && r.done {
+                self.finish_segment()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_segment(&mut self) -> Result<(), SpoolError> {
+        if let Some(r) = self.reader.take() {
+            let path = segment_path(&self.dir, r.seq);
+            self.bytes = self
+                .bytes
+                .saturating_sub(fs::metadata(&path).map_or(0, |m| m.len()));
+            fs::remove_file(&path)?;
+            self.segments.retain(|&s| s != r.seq);
+        }
+        Ok(())
+    }
+}
+
+/// Reads the next valid record, skipping (and counting) damage.
+fn read_record(
+    input: &mut Box<dyn Read + Send + Sync>,
+    max: u32,
+    damage: &mut SpoolDamage,
+) -> Result<Option<(Batch, u64)>, SpoolError> {
+    let mut header = [0u8; HEADER];
+    match read_full(input, &mut header)? {
+        0 => return Ok(None),
+        n if n < HEADER => {
+            damage.corrupt_regions += 1;
+            damage.skipped_bytes += n as u64;
+            return Ok(None);
+        }
+        _ => {}
+    }
+    let len = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+    if header[..4] == MAGIC && len <= max {
+        let mut buf = header.to_vec();
+        buf.resize(HEADER + len as usize, 0);
+        let got = read_full(input, &mut buf[HEADER..])?;
+        if got == len as usize {
+            if let Some((batch, at, _)) = decode(&buf, max) {
+                return Ok(Some((batch, at)));
+            }
+        }
+        buf.truncate(HEADER + got);
+        return resync(input, buf, max, damage);
+    }
+    resync(input, header.to_vec(), max, damage)
+}
+
+/// After damage: reads the rest of the segment and resumes at the first
+/// offset past the bad start where a valid record begins.
+fn resync(
+    input: &mut Box<dyn Read + Send + Sync>,
+    mut buf: Vec<u8>,
+    max: u32,
+    damage: &mut SpoolDamage,
+) -> Result<Option<(Batch, u64)>, SpoolError> {
+    input.read_to_end(&mut buf)?;
+    damage.corrupt_regions += 1;
+    let start =
+        (1..buf.len()).find(|&i| buf[i..].starts_with(&MAGIC) && decode(&buf[i..], max).is_some());
+    let Some(i) = start else {
+        damage.skipped_bytes += buf.len() as u64;
+        return Ok(None);
+    };
+    damage.skipped_bytes += i as u64;
+    // The rest of the segment is in memory now; keep reading from there.
+    let (batch, at, used) = decode(&buf[i..], max).expect("checked above");
+    let rest = buf.split_off(i + used);
+    *input = Box::new(io::Cursor::new(rest));
+    Ok(Some((batch, at)))
+}
+
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spool")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments.len())
+            .field("bytes", &self.bytes)
+            .field("damage", &self.damage)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn batch(i: u32) -> Batch {
+        let data: String = (0..=i % 7)
+            .map(|k| format!("m.{i}.{k} {k} 1700000000\n"))
+            .collect();
+        Batch {
+            lines: i % 7 + 1,
+            data: Bytes::from(data),
+        }
+    }
+
+    fn small() -> SpoolLimits {
+        SpoolLimits {
+            segment_bytes: 4096,
+            fsync_interval: Duration::ZERO,
+            ..SpoolLimits::default()
+        }
+    }
+
+    fn drain(s: &mut Spool) -> Vec<Batch> {
+        let mut out = Vec::new();
+        while let Some((b, _)) = s.next_batch().unwrap() {
+            s.commit(b.lines).unwrap();
+            out.push(b);
+        }
+        out
+    }
+
+    #[test]
+    fn replays_in_order_across_segments_and_reopening_and_frees_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let want: Vec<Batch> = (0..300).map(batch).collect();
+        {
+            let mut s = Spool::open(dir.path(), small()).unwrap();
+            for b in &want[..200] {
+                s.append(b, 1).unwrap();
+            }
+            assert!(s.segments() > 3, "rolled: {}", s.segments());
+        }
+        // A new run finds the old data first, then its own.
+        let mut s = Spool::open(dir.path(), small()).unwrap();
+        for b in &want[200..] {
+            s.append(b, 2).unwrap();
+        }
+        assert_eq!(drain(&mut s), want);
+        assert!(s.is_empty());
+        assert_eq!(s.segments(), 0);
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "segments deleted"
+        );
+        assert_eq!(s.damage, SpoolDamage::default());
+    }
+
+    #[test]
+    fn a_segment_stays_until_every_batch_in_it_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), small()).unwrap();
+        s.append(&batch(1), 1).unwrap();
+        s.append(&batch(2), 1).unwrap();
+        let (a, _) = s.next_batch().unwrap().unwrap();
+        let (_b, _) = s.next_batch().unwrap().unwrap();
+        assert!(s.next_batch().unwrap().is_none(), "both handed out");
+        s.commit(a.lines).unwrap();
+        assert_eq!(s.segments(), 1, "one batch still in flight");
+        s.commit(2).unwrap();
+        assert_eq!(s.segments(), 0);
+    }
+
+    #[test]
+    fn full_is_an_error_the_caller_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = SpoolLimits {
+            max_bytes: 1000,
+            ..small()
+        };
+        let mut s = Spool::open(dir.path(), limits).unwrap();
+        let mut stored = 0;
+        loop {
+            match s.append(&batch(3), 1) {
+                Ok(()) => stored += 1,
+                Err(SpoolError::Full(n)) => {
+                    assert!(n <= 1000);
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(drain(&mut s).len(), stored);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// A torn tail or a flipped byte anywhere loses at most the
+        /// records it touches: every other record comes back, in order,
+        /// and nothing panics.
+        #[test]
+        fn damage_costs_only_the_records_it_touches(
+            n in 1u32..40,
+            cut in any::<prop::sample::Index>(),
+            flip in any::<prop::sample::Index>(),
+            torn in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let want: Vec<Batch> = (0..n).map(batch).collect();
+            let mut offsets = Vec::new();
+            {
+                let mut s = Spool::open(dir.path(), SpoolLimits { fsync_interval: Duration::ZERO, ..SpoolLimits::default() }).unwrap();
+                let mut at = 0usize;
+                for b in &want {
+                    offsets.push(at);
+                    at += HEADER + b.data.len();
+                    s.append(b, 7).unwrap();
+                }
+                offsets.push(at);
+            }
+            let path = segment_path(dir.path(), 1);
+            let mut bytes = fs::read(&path).unwrap();
+            let hit = if torn {
+                let at = cut.index(bytes.len());
+                bytes.truncate(at);
+                at
+            } else {
+                let at = flip.index(bytes.len());
+                bytes[at] ^= 0x5a;
+                at
+            };
+            fs::write(&path, &bytes).unwrap();
+            let mut s = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+            let got = drain(&mut s);
+            // The damaged record is the one whose span holds `hit`.
+            let damaged = offsets.windows(2).position(|w| w[0] <= hit && hit < w[1]).unwrap();
+            let expect: Vec<Batch> = if torn {
+                want[..damaged].to_vec()
+            } else {
+                want.iter().enumerate().filter(|(i, _)| *i != damaged).map(|(_, b)| b.clone()).collect()
+            };
+            prop_assert_eq!(got, expect);
+            prop_assert!(s.damage.corrupt_regions >= 1 || (torn && hit == offsets[damaged]));
+        }
+    }
+}
