@@ -105,8 +105,10 @@ impl Drop for AlertRuntime {
 /// What shutdown achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Lines still queued when the grace period ended.
+    /// Lines neither delivered within the grace period nor spooled.
     pub undelivered: u64,
+    /// Lines written to the disk spool for the next start.
+    pub spooled: u64,
 }
 
 fn bind_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> StartError {
@@ -276,16 +278,24 @@ impl App {
         self.connections.close();
         self.connections.wait().await;
         let grace = Duration::from_secs(self.config.relay.shutdown_timeout_secs);
-        let undelivered = self.relay.shutdown(grace).await;
+        let (undelivered, spooled) = self.relay.shutdown(grace).await;
         self.background.cancel();
         self.tasks.close();
         self.tasks.wait().await;
         if undelivered > 0 {
-            tracing::error!(undelivered, "Shut down with undelivered metrics.");
+            tracing::error!(undelivered, spooled, "Shut down with undelivered metrics.");
+        } else if spooled > 0 {
+            tracing::info!(
+                spooled,
+                "Shut down; what could not be delivered is spooled for the next start."
+            );
         } else {
             tracing::info!("Shut down; every queued metric was delivered.");
         }
-        ShutdownReport { undelivered }
+        ShutdownReport {
+            undelivered,
+            spooled,
+        }
     }
 }
 

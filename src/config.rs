@@ -172,8 +172,18 @@ pub struct RelayConfig {
     /// Points per pickle frame towards pickle destinations (carbon: 500).
     pub pickle_max_points: usize,
     /// On SIGTERM, how long to keep delivering queued data before giving
-    /// up and reporting what was not delivered.
+    /// up; what is left goes to the spool, or is reported as undelivered.
     pub shutdown_timeout_secs: u64,
+    /// Directory of the per-destination disk spools; `""` turns spooling
+    /// off. What a shutdown could not deliver is written here and
+    /// delivered by the next start.
+    pub spool_dir: String,
+    /// Disk a destination's spool may use; protects the disk.
+    pub spool_max_bytes_per_destination: u64,
+    /// Spool segment size: replayed data is freed a segment at a time.
+    pub spool_segment_bytes: u64,
+    /// How often spooled data is fsynced: what a power cut may lose.
+    pub spool_fsync_interval_ms: u64,
 }
 
 impl Default for RelayConfig {
@@ -190,6 +200,10 @@ impl Default for RelayConfig {
             write_timeout_secs: 30,
             pickle_max_points: 500,
             shutdown_timeout_secs: 30,
+            spool_dir: String::new(),
+            spool_max_bytes_per_destination: 1 << 30,
+            spool_segment_bytes: 64 << 20,
+            spool_fsync_interval_ms: 1000,
         }
     }
 }

@@ -40,6 +40,19 @@ pub async fn metrics(State(s): State<ApiContext>) -> impl IntoResponse {
                 .set(d.queue.lines() as f64);
             metrics::gauge!("carbonwatch_destination_queued_bytes", "destination" => dest.clone())
                 .set(d.queue.bytes() as f64);
+            metrics::counter!("carbonwatch_destination_spooled_total", "destination" => dest.clone())
+                .absolute(ds.spooled_lines.load(Relaxed));
+            metrics::counter!("carbonwatch_destination_replayed_total", "destination" => dest.clone())
+                .absolute(ds.replayed_lines.load(Relaxed));
+            if let Some(spool) = &d.spool {
+                let sp = spool.lock().unwrap_or_else(|p| p.into_inner());
+                metrics::gauge!("carbonwatch_destination_spool_bytes", "destination" => dest.clone())
+                    .set(sp.bytes() as f64);
+                metrics::gauge!("carbonwatch_destination_spool_segments", "destination" => dest.clone())
+                    .set(sp.segments() as f64);
+                metrics::counter!("carbonwatch_destination_spool_corrupt_regions_total", "destination" => dest.clone())
+                    .absolute(sp.damage.corrupt_regions);
+            }
             metrics::gauge!("carbonwatch_destination_up", "destination" => dest)
                 .set(if d.is_healthy() { 1.0 } else { 0.0 });
         }

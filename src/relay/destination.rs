@@ -6,6 +6,11 @@
 //! failed write puts the batches back at the head of the queue and
 //! reconnects, so data is delivered at least once; the lines re-sent are
 //! counted in `requeued_lines`.
+//!
+//! With `spool_dir` set, a destination has a disk [`Spool`]. The writers
+//! replay it, oldest first and alternating with the memory queue so that
+//! new data keeps flowing, and commit each batch only once it was written;
+//! shutdown puts what it could not deliver there.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -19,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::codec::{line, pickle};
 use crate::config::RelayConfig;
 use crate::relay::queue::{Batch, BatchQueue};
+use crate::relay::spool::{Spool, SpoolLimits};
 use crate::route::{DestinationSpec, Protocol};
 
 /// Counters of one destination.
@@ -30,6 +36,10 @@ pub struct DestinationStats {
     pub requeued_lines: AtomicU64,
     /// Lines dropped for this destination, any reason.
     pub dropped_lines: AtomicU64,
+    /// Lines written to the disk spool.
+    pub spooled_lines: AtomicU64,
+    /// Lines replayed from the spool and written to the destination.
+    pub replayed_lines: AtomicU64,
     /// Successful connects.
     pub connects: AtomicU64,
     /// Failed connects and broken connections.
@@ -51,18 +61,108 @@ pub struct Destination {
     /// Cancelled to stop its writers at once (end of the shutdown grace
     /// period, or removal on reload after draining).
     stop: CancellationToken,
+    /// Its disk spool, with `spool_dir` set.
+    pub spool: Option<std::sync::Mutex<Spool>>,
 }
 
 impl Destination {
     /// A destination with an empty queue sized by `cfg`.
     pub fn new(spec: DestinationSpec, cfg: &RelayConfig) -> Self {
+        let spool = (!cfg.spool_dir.is_empty()).then(|| {
+            // One directory per destination, named after its address.
+            let name: String = spec
+                .address()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+                .collect();
+            let limits = SpoolLimits {
+                max_bytes: cfg.spool_max_bytes_per_destination,
+                segment_bytes: cfg.spool_segment_bytes,
+                fsync_interval: Duration::from_millis(cfg.spool_fsync_interval_ms),
+                ..SpoolLimits::default()
+            };
+            let dir = std::path::Path::new(&cfg.spool_dir).join(name);
+            match Spool::open(&dir, limits) {
+                Ok(s) => {
+                    if !s.is_empty() {
+                        tracing::info!(destination = %spec.address(), bytes = s.bytes(), segments = s.segments(), "Replaying the spool left by an earlier run.");
+                    }
+                    Some(std::sync::Mutex::new(s))
+                }
+                Err(e) => {
+                    tracing::error!(destination = %spec.address(), dir = %dir.display(), error = %e, "Cannot open the spool; running without one.");
+                    None
+                }
+            }
+        });
         Destination {
             spec,
             queue: BatchQueue::new(cfg.queue_max_lines, cfg.queue_max_bytes),
             stats: DestinationStats::default(),
             healthy: AtomicBool::new(true),
             stop: CancellationToken::new(),
+            spool: spool.flatten(),
         }
+    }
+
+    fn spool(&self) -> Option<std::sync::MutexGuard<'_, Spool>> {
+        self.spool
+            .as_ref()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The next spooled batch to replay, if any is ready.
+    fn next_spooled(&self) -> Option<Batch> {
+        let mut s = self.spool()?;
+        if s.is_empty() {
+            return None;
+        }
+        match s.next_batch() {
+            Ok(b) => b.map(|(b, _)| b),
+            Err(e) => {
+                tracing::error!(destination = %self.spec.address(), error = %e, "Reading the spool failed.");
+                None
+            }
+        }
+    }
+
+    /// Marks a replayed batch delivered.
+    fn commit_spooled(&self, lines: u32) {
+        if let Some(mut s) = self.spool() {
+            if let Err(e) = s.commit(lines) {
+                tracing::error!(destination = %self.spec.address(), error = %e, "Freeing spooled data failed.");
+            }
+        }
+    }
+
+    /// Writes what is left in the queue to the spool (at shutdown, once
+    /// the writers have stopped). Returns the lines spooled; what the
+    /// spool could not take stays queued.
+    pub fn spill(&self) -> u64 {
+        let Some(mut s) = self.spool() else {
+            return 0;
+        };
+        let now = crate::unix_now_ms() as u64;
+        let mut spooled = 0;
+        let mut batches = self.queue.take_all().into_iter();
+        for b in batches.by_ref() {
+            match s.append(&b, now) {
+                Ok(()) => spooled += u64::from(b.lines),
+                Err(e) => {
+                    tracing::error!(destination = %self.spec.address(), error = %e, "Spooling at shutdown failed.");
+                    self.queue.push_front(b);
+                    break;
+                }
+            }
+        }
+        for b in batches {
+            self.queue.push_overflow(b);
+        }
+        if let Err(e) = s.sync() {
+            tracing::error!(destination = %self.spec.address(), error = %e, "Syncing the spool failed.");
+        }
+        self.stats.spooled_lines.fetch_add(spooled, Relaxed);
+        spooled
     }
 
     /// Whether it is taking data.
@@ -142,7 +242,38 @@ impl Destination {
         let mut taken: Vec<Batch> = Vec::new();
         let mut encoder = pickle::Encoder::new(cfg.pickle_max_points);
         let write_timeout = Duration::from_secs(cfg.write_timeout_secs.max(1));
+        let mut last_was_spooled = false;
         loop {
+            // Replay the spool, taking turns with the memory queue.
+            if !last_was_spooled || self.queue.is_empty() {
+                if let Some(b) = self.next_spooled() {
+                    last_was_spooled = true;
+                    if let Err(e) = peer_still_open(stream) {
+                        self.hand_back_spooled(b);
+                        return Pump::Broken(e);
+                    }
+                    let lines = b.lines;
+                    let payload = self.encode(std::slice::from_ref(&b), &mut encoder, &mut out);
+                    match self.write(stream, &payload, write_timeout).await {
+                        Ok(()) => {
+                            self.stats.sent_lines.fetch_add(u64::from(lines), Relaxed);
+                            self.stats
+                                .replayed_lines
+                                .fetch_add(u64::from(lines), Relaxed);
+                            self.commit_spooled(lines);
+                            continue;
+                        }
+                        Err(e) => {
+                            self.hand_back_spooled(b);
+                            if self.stop.is_cancelled() {
+                                return Pump::Done;
+                            }
+                            return Pump::Broken(e);
+                        }
+                    }
+                }
+            }
+            last_was_spooled = false;
             // Carbon backends never write to us, so readable means the peer
             // closed (or sent junk to discard). Noticing the close while
             // idle, and just before writing, keeps a batch from vanishing
@@ -177,33 +308,10 @@ impl Destination {
                     None => break,
                 }
             }
-            out.clear();
-            let payload = match self.spec.protocol {
-                Protocol::Plaintext if taken.len() == 1 => taken[0].data.clone(),
-                Protocol::Plaintext => {
-                    taken.iter().for_each(|b| out.extend_from_slice(&b.data));
-                    out.split().freeze()
-                }
-                Protocol::Pickle => {
-                    taken
-                        .iter()
-                        .for_each(|b| encode_pickle(&b.data, &mut encoder, &mut out));
-                    encoder.finish(&mut out);
-                    out.split().freeze()
-                }
-            };
-            let write = tokio::time::timeout(write_timeout, stream.write_all(&payload));
-            let result = tokio::select! {
-                // On abort the batches in hand stay undelivered: put them
-                // back so the final count includes them.
-                _ = self.stop.cancelled() => Err("stopped".to_string()),
-                r = write => match r {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("write timed out".to_string()),
-                },
-            };
-            match result {
+            let payload = self.encode(&taken, &mut encoder, &mut out);
+            // On abort the batches in hand stay undelivered: they are put
+            // back below so the final count includes them.
+            match self.write(stream, &payload, write_timeout).await {
                 Ok(()) => {
                     let lines: u64 = taken.iter().map(|b| u64::from(b.lines)).sum();
                     self.stats.sent_lines.fetch_add(lines, Relaxed);
@@ -223,6 +331,58 @@ impl Destination {
                 }
             }
         }
+    }
+}
+
+impl Destination {
+    fn encode(
+        &self,
+        batches: &[Batch],
+        encoder: &mut pickle::Encoder,
+        out: &mut BytesMut,
+    ) -> bytes::Bytes {
+        out.clear();
+        match self.spec.protocol {
+            Protocol::Plaintext if batches.len() == 1 => batches[0].data.clone(),
+            Protocol::Plaintext => {
+                batches.iter().for_each(|b| out.extend_from_slice(&b.data));
+                out.split().freeze()
+            }
+            Protocol::Pickle => {
+                batches
+                    .iter()
+                    .for_each(|b| encode_pickle(&b.data, encoder, out));
+                encoder.finish(out);
+                out.split().freeze()
+            }
+        }
+    }
+
+    async fn write(
+        &self,
+        stream: &mut TcpStream,
+        payload: &[u8],
+        limit: Duration,
+    ) -> Result<(), String> {
+        let write = tokio::time::timeout(limit, stream.write_all(payload));
+        tokio::select! {
+            _ = self.stop.cancelled() => Err("stopped".to_string()),
+            r = write => match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("write timed out".to_string()),
+            },
+        }
+    }
+
+    /// A replayed batch whose write failed moves to the head of the
+    /// memory queue (and out of the spool), to be retried like any other.
+    fn hand_back_spooled(&self, b: Batch) {
+        self.stats
+            .requeued_lines
+            .fetch_add(u64::from(b.lines), Relaxed);
+        self.commit_spooled(b.lines);
+        self.queue.push_front(b);
     }
 }
 

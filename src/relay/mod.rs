@@ -149,9 +149,11 @@ impl Relay {
     }
 
     /// Closes every queue and lets writers deliver for up to `grace`; then
-    /// stops them. Returns the lines that could not be delivered, which are
-    /// also counted as `shutdown_undelivered`.
-    pub async fn shutdown(&self, grace: Duration) -> u64 {
+    /// stops them and writes what is left to the destinations' spools.
+    /// Returns `(undelivered, spooled)`: the lines neither delivered nor
+    /// spooled (also counted as `shutdown_undelivered`), and the lines
+    /// spooled for the next start.
+    pub async fn shutdown(&self, grace: Duration) -> (u64, u64) {
         let table = self.table();
         let retired = self
             .retired
@@ -168,6 +170,14 @@ impl Relay {
             all.iter().for_each(|d| d.abort());
             self.writers.wait().await;
         }
+        let mut spooled = 0;
+        for d in &all {
+            let n = d.spill();
+            if n > 0 {
+                tracing::info!(destination = %d.spec.address(), lines = n, "Spooled for the next start.");
+            }
+            spooled += n;
+        }
         let mut undelivered = 0;
         for d in &all {
             let n = d.queue.clear();
@@ -181,7 +191,7 @@ impl Relay {
         }
         self.stats
             .add_drop(DropReason::ShutdownUndelivered, undelivered);
-        undelivered
+        (undelivered, spooled)
     }
 }
 

@@ -183,6 +183,17 @@ impl BatchQueue {
         self.lock().batches.is_empty()
     }
 
+    /// Removes and returns every batch, oldest first.
+    pub fn take_all(&self) -> Vec<Batch> {
+        let mut inner = self.lock();
+        let batches: Vec<Batch> = inner.batches.drain(..).collect();
+        inner.lines = 0;
+        inner.bytes = 0;
+        drop(inner);
+        self.not_full.notify_waiters();
+        batches
+    }
+
     /// Removes everything, returning the lines removed.
     pub fn clear(&self) -> u64 {
         let mut inner = self.lock();

@@ -20,8 +20,9 @@
 //! records on both sides of the damage are kept; what was skipped is
 //! counted, never a crash.
 //!
-//! Not wired into the relay yet: the destination writer and the dispatcher
-//! will use it (see issue #5's note).
+//! Today the relay spools at shutdown and replays at start-up
+//! ([`crate::relay::destination`]); spooling at run time, when a memory
+//! queue is full, is still to come (issue #5).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
