@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::codec::{line, pickle};
 use crate::config::RelayConfig;
 use crate::relay::queue::{Batch, BatchQueue};
-use crate::relay::spool::{Spool, SpoolLimits};
+use crate::relay::spool::{Spool, SpoolError, SpoolLimits};
 use crate::route::{DestinationSpec, Protocol};
 
 /// Counters of one destination.
@@ -40,6 +40,8 @@ pub struct DestinationStats {
     pub spooled_lines: AtomicU64,
     /// Lines replayed from the spool and written to the destination.
     pub replayed_lines: AtomicU64,
+    /// Spool writes that failed (disk full, I/O error).
+    pub spool_errors: AtomicU64,
     /// Successful connects.
     pub connects: AtomicU64,
     /// Failed connects and broken connections.
@@ -131,6 +133,29 @@ impl Destination {
         if let Some(mut s) = self.spool() {
             if let Err(e) = s.commit(lines) {
                 tracing::error!(destination = %self.spec.address(), error = %e, "Freeing spooled data failed.");
+            }
+        }
+    }
+
+    /// Spools a batch that found the memory queue full. Gives it back when
+    /// there is no spool or the spool cannot take it (full, or a disk
+    /// error), for the caller's policy.
+    pub fn try_spool(&self, b: Batch) -> Result<(), Batch> {
+        let Some(mut s) = self.spool() else {
+            return Err(b);
+        };
+        match s.append(&b, crate::unix_now_ms() as u64) {
+            Ok(()) => {
+                self.stats
+                    .spooled_lines
+                    .fetch_add(u64::from(b.lines), Relaxed);
+                Ok(())
+            }
+            Err(SpoolError::Full(_)) => Err(b),
+            Err(e) => {
+                self.stats.spool_errors.fetch_add(1, Relaxed);
+                tracing::error!(destination = %self.spec.address(), error = %e, "Spooling failed; holding the data in memory.");
+                Err(b)
             }
         }
     }

@@ -280,7 +280,13 @@ impl Dispatcher {
         for (i, b) in batches {
             let dest = self.table.dests[i].clone();
             match self.when_full {
-                WhenFull::Block => dest.queue.push(b).await,
+                // A full queue spills to the disk spool, if there is one
+                // with room; only then does the reader wait.
+                WhenFull::Block => {
+                    if let Err(b) = dest.queue.try_push(b).or_else(|b| dest.try_spool(b)) {
+                        dest.queue.push(b).await;
+                    }
+                }
                 WhenFull::DropOldest => self.evict_into(&dest, b),
             }
         }
@@ -295,7 +301,7 @@ impl Dispatcher {
             let dest = self.table.dests[i].clone();
             match self.when_full {
                 WhenFull::Block => {
-                    if let Err(b) = dest.queue.try_push(b) {
+                    if let Err(b) = dest.queue.try_push(b).or_else(|b| dest.try_spool(b)) {
                         let n = u64::from(b.lines);
                         self.counts.dropped[DropReason::QueueFullUdp as usize] += n;
                         dest.stats
@@ -309,11 +315,15 @@ impl Dispatcher {
         self.finish_flush();
     }
 
-    /// The last flush of a closing connection: never waits, never drops.
+    /// The last flush of a closing connection: never waits, never drops
+    /// (past a full queue it goes to the spool, or over the bound).
     pub fn flush_final(&mut self) {
         let batches: Vec<_> = self.take_batches().collect();
         for (i, b) in batches {
-            self.table.dests[i].queue.push_overflow(b);
+            let dest = &self.table.dests[i];
+            if let Err(b) = dest.queue.try_push(b).or_else(|b| dest.try_spool(b)) {
+                dest.queue.push_overflow(b);
+            }
         }
         self.finish_flush();
     }

@@ -97,6 +97,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port held (bound, not listening) so that nothing else gets
+/// it and connects to it are refused: a backend that is down. Drop the
+/// socket to bring a server up there.
+pub fn down_port() -> (tokio::net::TcpSocket, u16) {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = s.local_addr().unwrap().port();
+    (s, port)
+}
+
 /// Debian's carbon-cache, in the foreground, in a private directory.
 pub struct CarbonCache {
     pub dir: tempfile::TempDir,
