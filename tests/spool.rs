@@ -110,7 +110,11 @@ async fn a_backend_down_under_load_gets_everything_when_it_comes_back() {
     let spooled = d.stats.spooled_lines.load(Relaxed);
     assert!(spooled >= 90_000, "spooled {spooled}");
     // Memory stays at its bound (an empty queue takes one batch of any size).
-    assert!(d.queue.bytes() <= 2 * 131_072, "queued {} bytes", d.queue.bytes());
+    assert!(
+        d.queue.bytes() <= 2 * 131_072,
+        "queued {} bytes",
+        d.queue.bytes()
+    );
 
     // The backend comes back: spool and memory drain into it.
     drop(held);
