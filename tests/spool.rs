@@ -137,3 +137,115 @@ async fn a_backend_down_under_load_gets_everything_when_it_comes_back() {
     assert_eq!(sink.lines().len(), 100_000, "no duplicates");
     assert_eq!(d.stats.replayed_lines.load(Relaxed), spooled);
 }
+
+/// A backend that reads slowly: 16 KiB, then a 20 ms pause.
+async fn slow_sink(listener: tokio::net::TcpListener) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let data = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let d = data.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let d = d.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 << 10];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    d.lock().unwrap().extend_from_slice(&buf[..n]);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        }
+    });
+    data
+}
+
+fn exactly_once(data: &[u8], n: usize) {
+    let text = String::from_utf8_lossy(data);
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for l in text.lines() {
+        *seen.entry(l).or_default() += 1;
+    }
+    for i in 0..n {
+        let l = format!("spool.m{} {i} 1700000000", i % 100);
+        assert_eq!(seen.get(l.as_str()), Some(&1), "{l} exactly once");
+    }
+    assert_eq!(
+        seen.values().sum::<usize>(),
+        n,
+        "nothing else, no duplicates"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_backend_gets_everything_and_the_clients_are_not_held_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dest = listener.local_addr().unwrap().to_string();
+    let data = slow_sink(listener).await;
+    let cfg = body(&dest, dir.path()) + "queue_max_lines = 2000\nqueue_max_bytes = 131072\n";
+    let app = App::start(config(&cfg)).await.unwrap();
+    send(&app, 0, 100_000).await;
+    let relay = app.relay.clone();
+    // All of it was taken from the client while the backend lagged behind.
+    wait_until(Duration::from_secs(30), || {
+        relay.stats.received.load(Relaxed) == 100_000
+    })
+    .await;
+    let d = relay.destinations()[0].clone();
+    assert!(
+        d.stats.spooled_lines.load(Relaxed) > 0,
+        "the slow backend made the queue spill"
+    );
+    wait_until(Duration::from_secs(60), || {
+        String::from_utf8_lossy(&data.lock().unwrap())
+            .lines()
+            .count()
+            >= 100_000
+    })
+    .await;
+    let report = app.shutdown().await;
+    assert_eq!((report.undelivered, report.spooled), (0, 0));
+    exactly_once(&data.lock().unwrap(), 100_000);
+}
+
+#[tokio::test]
+async fn a_full_spool_holds_the_clients_back_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (held, port) = down_port();
+    let dest = format!("127.0.0.1:{port}");
+    // Room for about 2,000 lines in memory and 256 KiB on disk.
+    let cfg = body(&dest, dir.path())
+        + "queue_max_lines = 2000\nqueue_max_bytes = 131072\nspool_max_bytes_per_destination = 262144\n";
+    let app = App::start(config(&cfg)).await.unwrap();
+    let target = app.plaintext_tcp.unwrap();
+    let sender = tokio::spawn(async move {
+        let mut s = TcpStream::connect(target).await.unwrap();
+        for i in 0..60_000 {
+            s.write_all(format!("spool.m{} {i} 1700000000\n", i % 100).as_bytes())
+                .await
+                .unwrap();
+        }
+        s.shutdown().await.unwrap();
+    });
+    let relay = app.relay.clone();
+    let d = relay.destinations()[0].clone();
+    // The spool fills to its cap...
+    wait_until(Duration::from_secs(30), || {
+        d.spool.as_ref().unwrap().lock().unwrap().bytes() > 262_144 - 70_000
+    })
+    .await;
+    // ...and then the client is held back instead of anything being dropped:
+    // 60,000 lines cannot fit anywhere while the backend is down.
+    assert!(relay.stats.received.load(Relaxed) < 60_000);
+    assert_eq!(d.stats.dropped_lines.load(Relaxed), 0);
+
+    drop(held);
+    let sink = Sink::start_at(dest.parse().unwrap()).await;
+    sender.await.unwrap();
+    sink.wait_lines(60_000).await;
+    let report = app.shutdown().await;
+    assert_eq!((report.undelivered, report.spooled), (0, 0));
+    exactly_once(&sink.bytes(), 60_000);
+}
