@@ -128,6 +128,44 @@ impl Destination {
         }
     }
 
+    /// Fsyncs the spool every `interval`, outside its lock and off the
+    /// runtime's workers, until the destination is stopped or dropped.
+    pub fn spawn_spool_syncer(self: &Arc<Self>, interval: Duration) {
+        if self.spool.is_none() {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let Some(d) = me.upgrade() else { return };
+                let work = d.spool().map(|mut s| s.sync_work(false));
+                let addr = d.spec.address();
+                drop(d);
+                match work {
+                    Some(Ok(files)) if !files.is_empty() => {
+                        let r = tokio::task::spawn_blocking(move || {
+                            files.iter().try_for_each(|f| f.sync_data())
+                        })
+                        .await;
+                        if let Ok(Err(e)) = r {
+                            tracing::error!(destination = %addr, error = %e, "Syncing the spool failed.");
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::error!(destination = %addr, error = %e, "Syncing the spool failed.")
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+
     /// Marks a replayed batch delivered.
     fn commit_spooled(&self, lines: u32) {
         if let Some(mut s) = self.spool() {

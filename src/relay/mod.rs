@@ -105,6 +105,9 @@ impl Relay {
                 Some(d) => d,
                 None => {
                     let d = Arc::new(Destination::new(spec.clone(), &config.relay));
+                    d.spawn_spool_syncer(Duration::from_millis(
+                        config.relay.spool_fsync_interval_ms,
+                    ));
                     for _ in 0..config.relay.connections_per_destination.max(1) {
                         self.writers
                             .spawn(d.clone().run_writer(config.relay.clone()));

@@ -91,6 +91,8 @@ pub struct Spool {
     /// Bytes on disk over all segments.
     bytes: u64,
     writer: Option<(u64, File, u64)>,
+    /// Closed segments not fsynced yet.
+    unsynced: Vec<File>,
     last_sync: Instant,
     dirty: bool,
     reader: Option<SegmentReader>,
@@ -188,6 +190,7 @@ impl Spool {
             segments,
             bytes,
             writer: None,
+            unsynced: Vec::new(),
             last_sync: Instant::now(),
             dirty: false,
             reader: None,
@@ -230,14 +233,11 @@ impl Spool {
         self.bytes += record.len() as u64;
         self.lines += u64::from(batch.lines);
         self.dirty = true;
-        self.sync_if_due()?;
         Ok(())
     }
 
     fn roll(&mut self) -> Result<(), SpoolError> {
-        if let Some((_, file, _)) = self.writer.take() {
-            file.sync_data()?;
-        }
+        self.close_writer();
         let seq = self.segments.last().map_or(1, |s| s + 1);
         let file = OpenOptions::new()
             .create_new(true)
@@ -248,21 +248,39 @@ impl Spool {
         Ok(())
     }
 
-    /// Fsyncs appended data when `fsync_interval` has passed.
-    pub fn sync_if_due(&mut self) -> Result<(), SpoolError> {
-        if self.dirty && self.last_sync.elapsed() >= self.limits.fsync_interval {
-            self.sync()?;
+    /// Closes the segment being written; its fsync is left to the next
+    /// [`Spool::sync_work`], so no caller waits for the disk here.
+    fn close_writer(&mut self) {
+        if let Some((_, file, _)) = self.writer.take() {
+            if self.dirty {
+                self.unsynced.push(file);
+            }
         }
-        Ok(())
     }
 
-    /// Fsyncs appended data now (at shutdown).
-    pub fn sync(&mut self) -> Result<(), SpoolError> {
-        if let Some((_, file, _)) = &self.writer {
-            file.sync_data()?;
+    /// The files to fsync when `fsync_interval` has passed (or `force`),
+    /// as handles the caller syncs outside the spool's lock, so that
+    /// appends never wait for the disk.
+    pub fn sync_work(&mut self, force: bool) -> Result<Vec<File>, SpoolError> {
+        if !force && self.last_sync.elapsed() < self.limits.fsync_interval {
+            return Ok(Vec::new());
+        }
+        let mut work = std::mem::take(&mut self.unsynced);
+        if self.dirty {
+            if let Some((_, file, _)) = &self.writer {
+                work.push(file.try_clone()?);
+            }
         }
         self.dirty = false;
         self.last_sync = Instant::now();
+        Ok(work)
+    }
+
+    /// Fsyncs appended data now (at shutdown, and in tests).
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        for f in self.sync_work(true)? {
+            f.sync_data()?;
+        }
         Ok(())
     }
 
@@ -279,8 +297,7 @@ impl Spool {
                 // that its records become readable, and start a new one
                 // on the next append.
                 if matches!(&self.writer, Some((w, _, _)) if *w == seq) {
-                    self.sync()?;
-                    self.writer = None;
+                    self.close_writer();
                 }
                 let file = File::open(segment_path(&self.dir, seq))?;
                 self.reader = Some(SegmentReader {
@@ -487,6 +504,33 @@ mod tests {
         assert_eq!(s.segments(), 1, "one batch still in flight");
         s.commit(2).unwrap();
         assert_eq!(s.segments(), 0);
+    }
+
+    #[test]
+    fn fsyncs_are_handed_out_once_per_interval_and_never_done_by_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = SpoolLimits {
+            fsync_interval: Duration::from_secs(3600),
+            ..small()
+        };
+        let mut s = Spool::open(dir.path(), limits).unwrap();
+        for i in 0..200 {
+            s.append(&batch(i), 1).unwrap();
+        }
+        assert!(s.segments() > 2);
+        assert!(
+            s.sync_work(false).unwrap().is_empty(),
+            "not due for an hour"
+        );
+        let files = s.sync_work(true).unwrap();
+        assert_eq!(
+            files.len(),
+            s.segments(),
+            "every segment written since the last sync"
+        );
+        assert!(s.sync_work(true).unwrap().is_empty(), "nothing new to sync");
+        s.append(&batch(1), 1).unwrap();
+        assert_eq!(s.sync_work(true).unwrap().len(), 1);
     }
 
     #[test]
