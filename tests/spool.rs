@@ -115,7 +115,32 @@ async fn a_backend_down_under_load_gets_everything_when_it_comes_back() {
         "queued {} bytes",
         d.queue.bytes()
     );
-
+    // The spool shows in /metrics and in the carbon self-metrics.
+    let text = reqwest::get(format!("http://{}/metrics", app.admin.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    assert!(gauge("carbonwatch_destination_spool_bytes{") > 0.0);
+    assert!(gauge("carbonwatch_destination_spool_segments{") >= 1.0);
+    assert!(gauge("carbonwatch_destination_spool_oldest_age_seconds{") >= 0.0);
+    assert_eq!(
+        gauge("carbonwatch_destination_spooled_total{"),
+        spooled as f64
+    );
+    let snap = carbonwatch::relay::selfmetrics::snapshot(&relay, "cw");
+    let bytes = snap
+        .iter()
+        .find(|(k, _)| k.ends_with(".spool.bytes"))
+        .map(|(_, v)| *v);
+    assert!(bytes.is_some_and(|b| b > 0.0), "{snap:?}");
     // The backend comes back: spool and memory drain into it.
     drop(held);
     let sink = Sink::start_at(dest.parse().unwrap()).await;

@@ -11,6 +11,7 @@
 //! <prefix>.rejected.<reason>    per parse-reject reason
 //! <prefix>.connections / .disconnects
 //! <prefix>.destinations.<host_port>.{sent,queued,dropped,requeued,failures}
+//! <prefix>.destinations.<host_port>.spool.{bytes,segments,oldestAgeSeconds,spooled,replayed}
 //! ```
 //!
 //! Counters are cumulative, as carbon-c-relay sends them by default.
@@ -90,6 +91,23 @@ pub fn snapshot(relay: &Relay, prefix: &str) -> Vec<(String, f64)> {
             st.requeued_lines.load(Relaxed) as f64,
         ));
         out.push((format!("{node}.failures"), st.failures.load(Relaxed) as f64));
+        if let Some(spool) = &d.spool {
+            let sp = spool.lock().unwrap_or_else(|p| p.into_inner());
+            let age = sp.oldest_ms().map_or(0.0, |t| {
+                (crate::unix_now_ms() as f64 - t as f64).max(0.0) / 1000.0
+            });
+            out.push((format!("{node}.spool.bytes"), sp.bytes() as f64));
+            out.push((format!("{node}.spool.segments"), sp.segments() as f64));
+            out.push((format!("{node}.spool.oldestAgeSeconds"), age));
+            out.push((
+                format!("{node}.spool.spooled"),
+                st.spooled_lines.load(Relaxed) as f64,
+            ));
+            out.push((
+                format!("{node}.spool.replayed"),
+                st.replayed_lines.load(Relaxed) as f64,
+            ));
+        }
     }
     out
 }

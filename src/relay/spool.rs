@@ -86,8 +86,10 @@ pub struct SpoolDamage {
 pub struct Spool {
     dir: PathBuf,
     limits: SpoolLimits,
-    /// Segment sequence numbers on disk, oldest first.
+    /// Segment sequence numbers on disk, oldest first, with the spool
+    /// time of each one's first record (0 if unreadable).
     segments: Vec<u64>,
+    first_ms: std::collections::HashMap<u64, u64>,
     /// Bytes on disk over all segments.
     bytes: u64,
     writer: Option<(u64, File, u64)>,
@@ -184,10 +186,15 @@ impl Spool {
             segments.push(seq);
         }
         segments.sort_unstable();
+        let first_ms = segments
+            .iter()
+            .map(|&seq| (seq, first_record_ms(&segment_path(dir, seq)).unwrap_or(0)))
+            .collect();
         Ok(Spool {
             dir: dir.to_path_buf(),
             limits,
             segments,
+            first_ms,
             bytes,
             writer: None,
             unsynced: Vec::new(),
@@ -209,6 +216,13 @@ impl Spool {
         self.segments.len()
     }
 
+    /// When the oldest data still on disk was spooled (epoch ms): the
+    /// first record of the oldest segment.
+    pub fn oldest_ms(&self) -> Option<u64> {
+        let seq = self.segments.first()?;
+        self.first_ms.get(seq).copied().filter(|&t| t > 0)
+    }
+
     /// Whether anything is waiting for replay.
     pub fn is_empty(&self) -> bool {
         self.bytes == 0
@@ -226,6 +240,8 @@ impl Spool {
         };
         if roll {
             self.roll()?;
+            let seq = *self.segments.last().expect("rolled");
+            self.first_ms.insert(seq, at_ms);
         }
         let (_, file, size) = self.writer.as_mut().expect("rolled above");
         file.write_all(&record)?;
@@ -347,9 +363,17 @@ impl Spool {
                 .saturating_sub(fs::metadata(&path).map_or(0, |m| m.len()));
             fs::remove_file(&path)?;
             self.segments.retain(|&s| s != r.seq);
+            self.first_ms.remove(&r.seq);
         }
         Ok(())
     }
+}
+
+/// The spool time in a segment's first record header.
+fn first_record_ms(path: &Path) -> Option<u64> {
+    let mut header = [0u8; HEADER];
+    File::open(path).ok()?.read_exact(&mut header).ok()?;
+    (header[..4] == MAGIC).then(|| u64::from_le_bytes(header[12..20].try_into().expect("8 bytes")))
 }
 
 /// Reads the next valid record, skipping (and counting) damage.
@@ -480,7 +504,9 @@ mod tests {
         for b in &want[200..] {
             s.append(b, 2).unwrap();
         }
+        assert_eq!(s.oldest_ms(), Some(1), "the first run's data is the oldest");
         assert_eq!(drain(&mut s), want);
+        assert_eq!(s.oldest_ms(), None);
         assert!(s.is_empty());
         assert_eq!(s.segments(), 0);
         assert_eq!(
