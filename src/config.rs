@@ -180,6 +180,9 @@ pub struct RelayConfig {
     pub spool_dir: String,
     /// Disk a destination's spool may use; protects the disk.
     pub spool_max_bytes_per_destination: u64,
+    /// What a full spool does: `block` (the reader waits) or `drop_oldest`
+    /// (its oldest segment is deleted, and its lines counted as dropped).
+    pub spool_when_full: WhenFull,
     /// Spool segment size: replayed data is freed a segment at a time.
     pub spool_segment_bytes: u64,
     /// How often spooled data is fsynced: what a power cut may lose.
@@ -202,6 +205,7 @@ impl Default for RelayConfig {
             shutdown_timeout_secs: 30,
             spool_dir: String::new(),
             spool_max_bytes_per_destination: 1 << 30,
+            spool_when_full: WhenFull::Block,
             spool_segment_bytes: 64 << 20,
             spool_fsync_interval_ms: 1000,
         }

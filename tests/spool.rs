@@ -274,3 +274,59 @@ async fn a_full_spool_holds_the_clients_back_and_loses_nothing() {
     assert_eq!((report.undelivered, report.spooled), (0, 0));
     exactly_once(&sink.bytes(), 60_000);
 }
+
+#[tokio::test]
+async fn a_full_drop_oldest_spool_keeps_the_newest_data_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (held, port) = down_port();
+    let dest = format!("127.0.0.1:{port}");
+    let cfg = body(&dest, dir.path())
+        + "queue_max_lines = 2000\nqueue_max_bytes = 131072\nspool_max_bytes_per_destination = 262144\nspool_when_full = \"drop_oldest\"\n";
+    let app = App::start(config(&cfg)).await.unwrap();
+    send(&app, 0, 60_000).await;
+    let relay = app.relay.clone();
+    // The client is never held back: the oldest spooled data makes room.
+    wait_until(Duration::from_secs(30), || {
+        relay.stats.received.load(Relaxed) == 60_000
+    })
+    .await;
+    let dropped = relay
+        .stats
+        .dropped(carbonwatch::stats::DropReason::DropOldest);
+    assert!(dropped > 0);
+
+    drop(held);
+    let sink = Sink::start_at(dest.parse().unwrap()).await;
+    let d = relay.destinations()[0].clone();
+    wait_until(Duration::from_secs(30), || {
+        d.queue.is_empty() && d.spool.as_ref().unwrap().lock().unwrap().is_empty()
+    })
+    .await;
+    let report = app.shutdown().await;
+    assert_eq!((report.undelivered, report.spooled), (0, 0));
+    let lines = sink.lines();
+    let distinct: std::collections::HashSet<&String> = lines.iter().collect();
+    assert_eq!(distinct.len(), lines.len(), "no duplicates");
+    // Every line is either delivered or counted as dropped, and the newest
+    // survived.
+    assert_eq!(lines.len() as u64 + dropped, 60_000);
+    assert!(distinct.contains(&"spool.m99 59999 1700000000".to_string()));
+    // What went is one run of the oldest spooled lines (the very first
+    // ones sat in the memory queue, which this policy does not touch).
+    let missing: Vec<usize> = (0..60_000)
+        .filter(|i| !distinct.contains(&format!("spool.m{} {i} 1700000000", i % 100)))
+        .collect();
+    assert_eq!(missing.len() as u64, dropped);
+    assert_eq!(
+        missing[missing.len() - 1] - missing[0] + 1,
+        missing.len(),
+        "one contiguous run"
+    );
+    // A 256 KiB spool holds about 8,000 of these lines: the newest 5,000
+    // at least are all there.
+    assert!(
+        missing[missing.len() - 1] < 55_000,
+        "old data went, not new: {:?}",
+        (missing[0], missing[missing.len() - 1])
+    );
+}

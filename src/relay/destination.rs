@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{line, pickle};
-use crate::config::RelayConfig;
+use crate::config::{RelayConfig, WhenFull};
 use crate::relay::queue::{Batch, BatchQueue};
 use crate::relay::spool::{Spool, SpoolError, SpoolLimits};
 use crate::route::{DestinationSpec, Protocol};
@@ -65,6 +65,7 @@ pub struct Destination {
     stop: CancellationToken,
     /// Its disk spool, with `spool_dir` set.
     pub spool: Option<std::sync::Mutex<Spool>>,
+    spool_when_full: WhenFull,
 }
 
 impl Destination {
@@ -104,6 +105,7 @@ impl Destination {
             healthy: AtomicBool::new(true),
             stop: CancellationToken::new(),
             spool: spool.flatten(),
+            spool_when_full: cfg.spool_when_full,
         }
     }
 
@@ -175,25 +177,38 @@ impl Destination {
         }
     }
 
-    /// Spools a batch that found the memory queue full. Gives it back when
-    /// there is no spool or the spool cannot take it (full, or a disk
-    /// error), for the caller's policy.
-    pub fn try_spool(&self, b: Batch) -> Result<(), Batch> {
+    /// Spools a batch that found the memory queue full. Returns the lines
+    /// evicted to make room (`spool_when_full = "drop_oldest"`); gives the
+    /// batch back when there is no spool or it cannot take it (full under
+    /// `block`, or a disk error), for the caller's policy.
+    pub fn try_spool(&self, b: Batch) -> Result<u64, Batch> {
         let Some(mut s) = self.spool() else {
             return Err(b);
         };
-        match s.append(&b, crate::unix_now_ms() as u64) {
-            Ok(()) => {
-                self.stats
-                    .spooled_lines
-                    .fetch_add(u64::from(b.lines), Relaxed);
-                Ok(())
-            }
-            Err(SpoolError::Full(_)) => Err(b),
-            Err(e) => {
-                self.stats.spool_errors.fetch_add(1, Relaxed);
-                tracing::error!(destination = %self.spec.address(), error = %e, "Spooling failed; holding the data in memory.");
-                Err(b)
+        let mut evicted = 0;
+        loop {
+            match s.append(&b, crate::unix_now_ms() as u64) {
+                Ok(()) => {
+                    self.stats
+                        .spooled_lines
+                        .fetch_add(u64::from(b.lines), Relaxed);
+                    if evicted > 0 {
+                        self.stats.dropped_lines.fetch_add(evicted, Relaxed);
+                    }
+                    return Ok(evicted);
+                }
+                Err(SpoolError::Full(_)) if self.spool_when_full == WhenFull::DropOldest => {
+                    match s.evict_oldest() {
+                        Ok(Some(n)) => evicted += n,
+                        Ok(None) | Err(_) => return Err(b),
+                    }
+                }
+                Err(SpoolError::Full(_)) => return Err(b),
+                Err(e) => {
+                    self.stats.spool_errors.fetch_add(1, Relaxed);
+                    tracing::error!(destination = %self.spec.address(), error = %e, "Spooling failed; holding the data in memory.");
+                    return Err(b);
+                }
             }
         }
     }

@@ -286,7 +286,7 @@ impl Dispatcher {
                 // A full queue spills to the disk spool, if there is one
                 // with room; only then does the reader wait.
                 WhenFull::Block => {
-                    if let Err(b) = dest.queue.try_push(b).or_else(|b| dest.try_spool(b)) {
+                    if let Err(b) = self.offer(&dest, b) {
                         dest.queue.push(b).await;
                     }
                 }
@@ -304,7 +304,7 @@ impl Dispatcher {
             let dest = self.table.dests[i].clone();
             match self.when_full {
                 WhenFull::Block => {
-                    if let Err(b) = dest.queue.try_push(b).or_else(|b| dest.try_spool(b)) {
+                    if let Err(b) = self.offer(&dest, b) {
                         let n = u64::from(b.lines);
                         self.counts.dropped[DropReason::QueueFullUdp as usize] += n;
                         dest.stats
@@ -323,12 +323,25 @@ impl Dispatcher {
     pub fn flush_final(&mut self) {
         let batches: Vec<_> = self.take_batches().collect();
         for (i, b) in batches {
-            let dest = &self.table.dests[i];
-            if let Err(b) = dest.queue.try_push(b).or_else(|b| dest.try_spool(b)) {
+            let dest = self.table.dests[i].clone();
+            if let Err(b) = self.offer(&dest, b) {
                 dest.queue.push_overflow(b);
             }
         }
         self.finish_flush();
+    }
+
+    /// Queues a batch if there is room, else spools it if the spool takes
+    /// it (counting what a `drop_oldest` spool evicted); otherwise gives
+    /// it back for the caller's policy.
+    fn offer(&mut self, dest: &Destination, b: Batch) -> Result<(), Batch> {
+        let b = match dest.queue.try_push(b) {
+            Ok(()) => return Ok(()),
+            Err(b) => b,
+        };
+        let evicted = dest.try_spool(b)?;
+        self.counts.dropped[DropReason::DropOldest as usize] += evicted;
+        Ok(())
     }
 
     fn evict_into(&mut self, dest: &Destination, b: Batch) {

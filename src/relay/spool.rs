@@ -90,6 +90,8 @@ pub struct Spool {
     /// time of each one's first record (0 if unreadable).
     segments: Vec<u64>,
     first_ms: std::collections::HashMap<u64, u64>,
+    /// Lines in each segment, for what evicting it drops.
+    seg_lines: std::collections::HashMap<u64, u64>,
     /// Bytes on disk over all segments.
     bytes: u64,
     writer: Option<(u64, File, u64)>,
@@ -190,11 +192,22 @@ impl Spool {
             .iter()
             .map(|&seq| (seq, first_record_ms(&segment_path(dir, seq)).unwrap_or(0)))
             .collect();
+        let seg_lines: std::collections::HashMap<u64, u64> = segments
+            .iter()
+            .map(|&seq| {
+                (
+                    seq,
+                    count_lines(&segment_path(dir, seq), limits.max_record_bytes),
+                )
+            })
+            .collect();
+        let lines = seg_lines.values().sum();
         Ok(Spool {
             dir: dir.to_path_buf(),
             limits,
             segments,
             first_ms,
+            seg_lines,
             bytes,
             writer: None,
             unsynced: Vec::new(),
@@ -202,7 +215,7 @@ impl Spool {
             dirty: false,
             reader: None,
             damage: SpoolDamage::default(),
-            lines: 0,
+            lines,
         })
     }
 
@@ -214,6 +227,29 @@ impl Spool {
     /// Segment files on disk.
     pub fn segments(&self) -> usize {
         self.segments.len()
+    }
+
+    /// Deletes the oldest segment that replay is not reading, to make
+    /// room (the `drop_oldest` policy). Returns the lines it held, or
+    /// `None` if there is nothing to evict.
+    pub fn evict_oldest(&mut self) -> Result<Option<u64>, SpoolError> {
+        let reading = self.reader.as_ref().map(|r| r.seq);
+        let Some(&seq) = self.segments.iter().find(|&&s| Some(s) != reading) else {
+            return Ok(None);
+        };
+        if matches!(&self.writer, Some((w, _, _)) if *w == seq) {
+            self.writer = None;
+        }
+        let path = segment_path(&self.dir, seq);
+        self.bytes = self
+            .bytes
+            .saturating_sub(fs::metadata(&path).map_or(0, |m| m.len()));
+        fs::remove_file(&path)?;
+        self.segments.retain(|&s| s != seq);
+        self.first_ms.remove(&seq);
+        let lines = self.seg_lines.remove(&seq).unwrap_or(0);
+        self.lines = self.lines.saturating_sub(lines);
+        Ok(Some(lines))
     }
 
     /// When the oldest data still on disk was spooled (epoch ms): the
@@ -243,8 +279,9 @@ impl Spool {
             let seq = *self.segments.last().expect("rolled");
             self.first_ms.insert(seq, at_ms);
         }
-        let (_, file, size) = self.writer.as_mut().expect("rolled above");
+        let (seq, file, size) = self.writer.as_mut().expect("rolled above");
         file.write_all(&record)?;
+        *self.seg_lines.entry(*seq).or_default() += u64::from(batch.lines);
         *size += record.len() as u64;
         self.bytes += record.len() as u64;
         self.lines += u64::from(batch.lines);
@@ -364,9 +401,30 @@ impl Spool {
             fs::remove_file(&path)?;
             self.segments.retain(|&s| s != r.seq);
             self.first_ms.remove(&r.seq);
+            self.seg_lines.remove(&r.seq);
         }
         Ok(())
     }
+}
+
+/// Lines in a segment, from its record headers (0 past any damage).
+fn count_lines(path: &Path, max: u32) -> u64 {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return 0;
+    };
+    let mut n = 0u64;
+    let mut header = [0u8; HEADER];
+    while f.read_exact(&mut header).is_ok() && header[..4] == MAGIC {
+        let len = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        if len > max || f.seek(SeekFrom::Current(i64::from(len))).is_err() {
+            break;
+        }
+        n += u64::from(u32::from_le_bytes(
+            header[8..12].try_into().expect("4 bytes"),
+        ));
+    }
+    n
 }
 
 /// The spool time in a segment's first record header.
@@ -557,6 +615,32 @@ mod tests {
         assert!(s.sync_work(true).unwrap().is_empty(), "nothing new to sync");
         s.append(&batch(1), 1).unwrap();
         assert_eq!(s.sync_work(true).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn evicting_drops_the_oldest_segment_and_reports_its_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), small()).unwrap();
+        let want: Vec<Batch> = (0..200).map(batch).collect();
+        for b in &want {
+            s.append(b, 1).unwrap();
+        }
+        let before = (s.segments(), s.bytes(), s.lines);
+        let lines = s.evict_oldest().unwrap().unwrap();
+        assert!(lines > 0);
+        assert_eq!(s.segments(), before.0 - 1);
+        assert!(s.bytes() < before.1);
+        assert_eq!(s.lines, before.2 - lines);
+        // What is left is the newer part, in order.
+        let got = drain(&mut s);
+        assert_eq!(got[..], want[want.len() - got.len()..]);
+        // A reopened spool counts lines from the headers.
+        for b in &want {
+            s.append(b, 1).unwrap();
+        }
+        let total = s.lines;
+        drop(s);
+        assert_eq!(Spool::open(dir.path(), small()).unwrap().lines, total);
     }
 
     #[test]
