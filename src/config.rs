@@ -180,6 +180,8 @@ pub struct RelayConfig {
     pub spool_dir: String,
     /// Disk a destination's spool may use; protects the disk.
     pub spool_max_bytes_per_destination: u64,
+    /// Disk all spools together may use; each counts against it.
+    pub spool_max_total_bytes: u64,
     /// What a full spool does: `block` (the reader waits) or `drop_oldest`
     /// (its oldest segment is deleted, and its lines counted as dropped).
     pub spool_when_full: WhenFull,
@@ -206,6 +208,7 @@ impl Default for RelayConfig {
             spool_dir: String::new(),
             spool_max_bytes_per_destination: 1 << 30,
             spool_when_full: WhenFull::Block,
+            spool_max_total_bytes: 4 << 30,
             spool_segment_bytes: 64 << 20,
             spool_fsync_interval_ms: 1000,
         }

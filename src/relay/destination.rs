@@ -70,7 +70,11 @@ pub struct Destination {
 
 impl Destination {
     /// A destination with an empty queue sized by `cfg`.
-    pub fn new(spec: DestinationSpec, cfg: &RelayConfig) -> Self {
+    pub fn new(
+        spec: DestinationSpec,
+        cfg: &RelayConfig,
+        spool_total: &Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
         let spool = (!cfg.spool_dir.is_empty()).then(|| {
             // One directory per destination, named after its address.
             let name: String = spec
@@ -86,7 +90,8 @@ impl Destination {
             };
             let dir = std::path::Path::new(&cfg.spool_dir).join(name);
             match Spool::open(&dir, limits) {
-                Ok(s) => {
+                Ok(mut s) => {
+                    s.share_total(spool_total.clone(), cfg.spool_max_total_bytes);
                     if !s.is_empty() {
                         tracing::info!(destination = %spec.address(), bytes = s.bytes(), segments = s.segments(), "Replaying the spool left by an earlier run.");
                     }

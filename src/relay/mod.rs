@@ -57,6 +57,8 @@ pub struct Relay {
     writers: TaskTracker,
     /// Where live checks see the stream, when alerting is on.
     tap: Option<Arc<AlertTap>>,
+    /// Bytes in all destinations' spools, against `spool_max_total_bytes`.
+    spool_total: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Relay {
@@ -73,6 +75,7 @@ impl Relay {
             retired: Mutex::new(Vec::new()),
             writers: TaskTracker::new(),
             tap,
+            spool_total: Arc::default(),
         });
         relay.reload(config);
         relay
@@ -104,7 +107,11 @@ impl Relay {
             let dest = match by_spec.remove(spec) {
                 Some(d) => d,
                 None => {
-                    let d = Arc::new(Destination::new(spec.clone(), &config.relay));
+                    let d = Arc::new(Destination::new(
+                        spec.clone(),
+                        &config.relay,
+                        &self.spool_total,
+                    ));
                     d.spawn_spool_syncer(Duration::from_millis(
                         config.relay.spool_fsync_interval_ms,
                     ));

@@ -29,6 +29,9 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::relay::queue::Batch;
@@ -104,6 +107,8 @@ pub struct Spool {
     pub damage: SpoolDamage,
     /// Lines appended and not yet committed as delivered.
     pub lines: u64,
+    /// Bytes of all spools together, with their cap.
+    total: Option<(Arc<AtomicU64>, u64)>,
 }
 
 struct SegmentReader {
@@ -216,7 +221,29 @@ impl Spool {
             reader: None,
             damage: SpoolDamage::default(),
             lines,
+            total: None,
         })
+    }
+
+    /// Counts this spool against a cap shared by all spools.
+    pub fn share_total(&mut self, total: Arc<AtomicU64>, max_bytes: u64) {
+        total.fetch_add(self.bytes, Relaxed);
+        self.total = Some((total, max_bytes));
+    }
+
+    fn add_bytes(&mut self, n: u64) {
+        self.bytes += n;
+        if let Some((t, _)) = &self.total {
+            t.fetch_add(n, Relaxed);
+        }
+    }
+
+    fn sub_bytes(&mut self, n: u64) {
+        let n = n.min(self.bytes);
+        self.bytes -= n;
+        if let Some((t, _)) = &self.total {
+            t.fetch_sub(n, Relaxed);
+        }
     }
 
     /// Bytes on disk.
@@ -241,9 +268,7 @@ impl Spool {
             self.writer = None;
         }
         let path = segment_path(&self.dir, seq);
-        self.bytes = self
-            .bytes
-            .saturating_sub(fs::metadata(&path).map_or(0, |m| m.len()));
+        self.sub_bytes(fs::metadata(&path).map_or(0, |m| m.len()));
         fs::remove_file(&path)?;
         self.segments.retain(|&s| s != seq);
         self.first_ms.remove(&seq);
@@ -267,7 +292,12 @@ impl Spool {
     /// Appends one batch. `Full` when it would pass `max_bytes`.
     pub fn append(&mut self, batch: &Batch, at_ms: u64) -> Result<(), SpoolError> {
         let record = encode(batch, at_ms);
-        if self.bytes + record.len() as u64 > self.limits.max_bytes {
+        let n = record.len() as u64;
+        let total_full = self
+            .total
+            .as_ref()
+            .is_some_and(|(t, max)| t.load(Relaxed) + n > *max);
+        if self.bytes + n > self.limits.max_bytes || total_full {
             return Err(SpoolError::Full(self.bytes));
         }
         let roll = match &self.writer {
@@ -283,7 +313,7 @@ impl Spool {
         file.write_all(&record)?;
         *self.seg_lines.entry(*seq).or_default() += u64::from(batch.lines);
         *size += record.len() as u64;
-        self.bytes += record.len() as u64;
+        self.add_bytes(record.len() as u64);
         self.lines += u64::from(batch.lines);
         self.dirty = true;
         Ok(())
@@ -395,9 +425,7 @@ impl Spool {
     fn finish_segment(&mut self) -> Result<(), SpoolError> {
         if let Some(r) = self.reader.take() {
             let path = segment_path(&self.dir, r.seq);
-            self.bytes = self
-                .bytes
-                .saturating_sub(fs::metadata(&path).map_or(0, |m| m.len()));
+            self.sub_bytes(fs::metadata(&path).map_or(0, |m| m.len()));
             fs::remove_file(&path)?;
             self.segments.retain(|&s| s != r.seq);
             self.first_ms.remove(&r.seq);
@@ -501,6 +529,17 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        // Another spool for the same directory (after a reload) counts
+        // these bytes again.
+        let n = self.bytes;
+        if let Some((t, _)) = &self.total {
+            t.fetch_sub(n, Relaxed);
+        }
+    }
 }
 
 impl std::fmt::Debug for Spool {
@@ -641,6 +680,32 @@ mod tests {
         let total = s.lines;
         drop(s);
         assert_eq!(Spool::open(dir.path(), small()).unwrap().lines, total);
+    }
+
+    #[test]
+    fn spools_share_a_total_cap() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let total = Arc::new(AtomicU64::new(0));
+        let mut one = Spool::open(a.path(), small()).unwrap();
+        let mut two = Spool::open(b.path(), small()).unwrap();
+        one.share_total(total.clone(), 3000);
+        two.share_total(total.clone(), 3000);
+        while one.append(&batch(6), 1).is_ok() {}
+        assert!(one.bytes() <= 3000 && one.bytes() > 2000);
+        assert!(
+            matches!(two.append(&batch(6), 1), Err(SpoolError::Full(0))),
+            "the first one took the room"
+        );
+        assert_eq!(total.load(Relaxed), one.bytes());
+        drain(&mut one);
+        assert_eq!(total.load(Relaxed), 0, "replayed bytes are given back");
+        two.append(&batch(6), 1).unwrap();
+        drop(two);
+        assert_eq!(
+            total.load(Relaxed),
+            0,
+            "a dropped spool gives its bytes back"
+        );
     }
 
     #[test]
