@@ -330,3 +330,41 @@ async fn a_full_drop_oldest_spool_keeps_the_newest_data_and_counts_the_rest() {
         (missing[0], missing[missing.len() - 1])
     );
 }
+
+#[tokio::test]
+async fn a_failing_spool_disk_falls_back_to_backpressure_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (held, port) = down_port();
+    let dest = format!("127.0.0.1:{port}");
+    let cfg = body(&dest, dir.path()) + "queue_max_lines = 2000\nqueue_max_bytes = 131072\n";
+    let app = App::start(config(&cfg)).await.unwrap();
+    // The spool's directory disappears: every spool write now fails.
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    let target = app.plaintext_tcp.unwrap();
+    let sender = tokio::spawn(async move {
+        let mut s = TcpStream::connect(target).await.unwrap();
+        for i in 0..30_000 {
+            s.write_all(format!("spool.m{} {i} 1700000000\n", i % 100).as_bytes())
+                .await
+                .unwrap();
+        }
+        s.shutdown().await.unwrap();
+    });
+    let relay = app.relay.clone();
+    let d = relay.destinations()[0].clone();
+    wait_until(Duration::from_secs(30), || {
+        d.stats.spool_errors.load(Relaxed) > 0
+    })
+    .await;
+    // The failure is counted, nothing is dropped, and the reader waits.
+    assert_eq!(d.stats.dropped_lines.load(Relaxed), 0);
+    assert!(relay.stats.received.load(Relaxed) < 30_000);
+
+    drop(held);
+    let sink = Sink::start_at(dest.parse().unwrap()).await;
+    sender.await.unwrap();
+    sink.wait_lines(30_000).await;
+    let report = app.shutdown().await;
+    assert_eq!(report.undelivered, 0);
+    exactly_once(&sink.bytes(), 30_000);
+}

@@ -210,8 +210,10 @@ impl Destination {
                 }
                 Err(SpoolError::Full(_)) => return Err(b),
                 Err(e) => {
-                    self.stats.spool_errors.fetch_add(1, Relaxed);
-                    tracing::error!(destination = %self.spec.address(), error = %e, "Spooling failed; holding the data in memory.");
+                    // Logged on the first failure and every 100th after.
+                    if self.stats.spool_errors.fetch_add(1, Relaxed) % 100 == 0 {
+                        tracing::error!(destination = %self.spec.address(), error = %e, "Spooling failed; holding the data in memory.");
+                    }
                     return Err(b);
                 }
             }
