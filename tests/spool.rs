@@ -368,3 +368,133 @@ async fn a_failing_spool_disk_falls_back_to_backpressure_and_loses_nothing() {
     assert_eq!(report.undelivered, 0);
     exactly_once(&sink.bytes(), 30_000);
 }
+
+/// Counts lines `big.<n> <i> 1700000000` by `i`, and duplicates.
+struct CountingSink {
+    seen: std::sync::Arc<std::sync::Mutex<(Vec<u64>, u64, u64)>>,
+}
+
+impl CountingSink {
+    async fn start(listener: tokio::net::TcpListener, n: usize) -> CountingSink {
+        use tokio::io::AsyncReadExt;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new((
+            vec![0u64; n.div_ceil(64)],
+            0u64,
+            0u64,
+        )));
+        let s = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = listener.accept().await {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 20];
+                    let mut rest: Vec<u8> = Vec::new();
+                    while let Ok(k) = c.read(&mut buf).await {
+                        if k == 0 {
+                            break;
+                        }
+                        rest.extend_from_slice(&buf[..k]);
+                        let end = rest.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+                        let mut g = s.lock().unwrap();
+                        for line in rest[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                            let i: usize =
+                                std::str::from_utf8(line.split(|&b| b == b' ').nth(1).unwrap())
+                                    .unwrap()
+                                    .parse()
+                                    .unwrap();
+                            let (w, bit) = (i / 64, 1u64 << (i % 64));
+                            if g.0[w] & bit != 0 {
+                                g.2 += 1;
+                            }
+                            g.0[w] |= bit;
+                            g.1 += 1;
+                        }
+                        drop(g);
+                        rest.drain(..end);
+                    }
+                });
+            }
+        });
+        CountingSink { seen }
+    }
+
+    /// (lines received, duplicates)
+    fn counts(&self) -> (u64, u64) {
+        let g = self.seen.lock().unwrap();
+        (g.1, g.2)
+    }
+}
+
+#[tokio::test]
+async fn a_one_gib_spool_is_replayed_after_a_restart() {
+    const LINES: usize = 38_000_000; // just over 1 GiB of spool records
+    let dir = tempfile::tempdir().unwrap();
+    let (held, port) = down_port();
+    let dest = format!("127.0.0.1:{port}");
+    let cfg = body(&dest, dir.path())
+        + "queue_max_lines = 2000\nqueue_max_bytes = 131072\nspool_max_bytes_per_destination = 2147483648\n";
+    let app = App::start(config(&cfg)).await.unwrap();
+    let started = std::time::Instant::now();
+    let target = app.plaintext_tcp.unwrap();
+    let mut senders = Vec::new();
+    for part in 0..2 {
+        senders.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(target).await.unwrap();
+            let mut buf = Vec::with_capacity(1 << 20);
+            for i in (part * LINES / 2)..((part + 1) * LINES / 2) {
+                use std::io::Write;
+                writeln!(buf, "big.m{} {i} 1700000000", i % 1000).unwrap();
+                if buf.len() >= 1 << 20 {
+                    s.write_all(&buf).await.unwrap();
+                    buf.clear();
+                }
+            }
+            s.write_all(&buf).await.unwrap();
+            s.shutdown().await.unwrap();
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    let relay = app.relay.clone();
+    wait_until(Duration::from_secs(120), || {
+        relay.stats.received.load(Relaxed) == LINES as u64
+    })
+    .await;
+    let spooled_in = started.elapsed();
+    let report = app.shutdown().await;
+    assert_eq!(report.undelivered, 0);
+    let bytes: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(bytes >= 1 << 30, "spooled {bytes} bytes");
+
+    // Restart with the backend up: all of it, exactly once.
+    drop(held);
+    let listener = tokio::net::TcpListener::bind(&dest).await.unwrap();
+    let sink = CountingSink::start(listener, LINES).await;
+    let started = std::time::Instant::now();
+    let app = App::start(config(&cfg)).await.unwrap();
+    wait_until(Duration::from_secs(300), || sink.counts().0 >= LINES as u64).await;
+    let replayed_in = started.elapsed();
+    app.shutdown().await;
+    let (got, dups) = sink.counts();
+    assert_eq!((got, dups), (LINES as u64, 0));
+    let all = sink
+        .seen
+        .lock()
+        .unwrap()
+        .0
+        .iter()
+        .map(|w| w.count_ones() as u64)
+        .sum::<u64>();
+    assert_eq!(all, LINES as u64, "every line, by number");
+    eprintln!(
+        "1 GiB spool: {LINES} lines ({bytes} bytes) taken and spooled in {:.1} s, replayed in {:.1} s ({:.1} M lines/s)",
+        spooled_in.as_secs_f64(),
+        replayed_in.as_secs_f64(),
+        LINES as f64 / replayed_in.as_secs_f64() / 1e6
+    );
+}
