@@ -471,17 +471,39 @@ async fn a_one_gib_spool_is_replayed_after_a_restart() {
         .sum();
     assert!(bytes >= 1 << 30, "spooled {bytes} bytes");
 
-    // Restart with the backend up: all of it, exactly once.
+    // Restart with the backend up, and new data arriving during the
+    // replay: all of it, exactly once.
+    const NEW: usize = 4_000_000;
     drop(held);
     let listener = tokio::net::TcpListener::bind(&dest).await.unwrap();
-    let sink = CountingSink::start(listener, LINES).await;
+    let sink = CountingSink::start(listener, LINES + NEW).await;
     let started = std::time::Instant::now();
     let app = App::start(config(&cfg)).await.unwrap();
-    wait_until(Duration::from_secs(300), || sink.counts().0 >= LINES as u64).await;
+    let target = app.plaintext_tcp.unwrap();
+    let new_data = tokio::spawn(async move {
+        let mut s = TcpStream::connect(target).await.unwrap();
+        let mut buf = Vec::with_capacity(1 << 20);
+        for i in LINES..LINES + NEW {
+            use std::io::Write;
+            writeln!(buf, "big.m{} {i} 1700000000", i % 1000).unwrap();
+            if buf.len() >= 1 << 20 {
+                s.write_all(&buf).await.unwrap();
+                buf.clear();
+            }
+        }
+        s.write_all(&buf).await.unwrap();
+        s.shutdown().await.unwrap();
+        std::time::Instant::now()
+    });
+    wait_until(Duration::from_secs(300), || {
+        sink.counts().0 >= (LINES + NEW) as u64
+    })
+    .await;
     let replayed_in = started.elapsed();
+    let new_taken_in = new_data.await.unwrap() - started;
     app.shutdown().await;
     let (got, dups) = sink.counts();
-    assert_eq!((got, dups), (LINES as u64, 0));
+    assert_eq!((got, dups), ((LINES + NEW) as u64, 0));
     let all = sink
         .seen
         .lock()
@@ -490,11 +512,14 @@ async fn a_one_gib_spool_is_replayed_after_a_restart() {
         .iter()
         .map(|w| w.count_ones() as u64)
         .sum::<u64>();
-    assert_eq!(all, LINES as u64, "every line, by number");
+    assert_eq!(all, (LINES + NEW) as u64, "every line, by number");
     eprintln!(
-        "1 GiB spool: {LINES} lines ({bytes} bytes) taken and spooled in {:.1} s, replayed in {:.1} s ({:.1} M lines/s)",
+        "1 GiB spool: {LINES} lines ({bytes} bytes) taken and spooled in {:.1} s; after the restart, \
+         the replay and {NEW} new lines delivered in {:.1} s ({:.1} M lines/s), the new lines taken in {:.1} s ({:.1} M lines/s)",
         spooled_in.as_secs_f64(),
         replayed_in.as_secs_f64(),
-        LINES as f64 / replayed_in.as_secs_f64() / 1e6
+        (LINES + NEW) as f64 / replayed_in.as_secs_f64() / 1e6,
+        new_taken_in.as_secs_f64(),
+        NEW as f64 / new_taken_in.as_secs_f64() / 1e6
     );
 }
