@@ -7,7 +7,7 @@
 //! | 1 | [`listen`] | carbon plaintext (TCP, UDP) and pickle ports; limits; backpressure |
 //! | 2 | [`codec`] | lines and pickle frames to [`codec::Metric`], with carbon's rules |
 //! | 3 | [`route`] | rules, clusters, bit-exact carbon and carbon-c-relay hashing |
-//! | 4 | [`relay`] | per-destination bounded queues, writers, self-metrics |
+//! | 4 | [`relay`] | per-destination bounded queues, disk spools, writers, self-metrics |
 //! | 5 | [`alert`] | Seyren checks evaluated on the stream: index, state machine, engine |
 //! | 6 | [`poll`] | checks on any Graphite expression, from the render API; live-check seeding |
 //! | 7 | [`notify`] | HTTP, Slack, PagerDuty, Alertmanager, email; the outbox worker |
