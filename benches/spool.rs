@@ -64,7 +64,7 @@ fn spool(c: &mut Criterion) {
                 let mut n = 0u64;
                 while let Some((got, _)) = s.next_batch().unwrap() {
                     n += u64::from(got.lines);
-                    s.commit(got.lines).unwrap();
+                    s.commit().unwrap();
                 }
                 assert_eq!(n, u64::from(b.lines) * per_round);
                 dir

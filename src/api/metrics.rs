@@ -54,9 +54,7 @@ pub async fn metrics(State(s): State<ApiContext>) -> impl IntoResponse {
                     .absolute(sp.damage.corrupt_regions);
                 metrics::counter!("carbonwatch_destination_spool_errors_total", "destination" => dest.clone())
                     .absolute(ds.spool_errors.load(Relaxed));
-                let age = sp.oldest_ms().map_or(0.0, |t| {
-                    (crate::unix_now_ms() as f64 - t as f64).max(0.0) / 1000.0
-                });
+                let age = sp.oldest_age_secs();
                 metrics::gauge!("carbonwatch_destination_spool_oldest_age_seconds", "destination" => dest.clone())
                     .set(age);
             }

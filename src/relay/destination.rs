@@ -174,9 +174,9 @@ impl Destination {
     }
 
     /// Marks a replayed batch delivered.
-    fn commit_spooled(&self, lines: u32) {
+    fn commit_spooled(&self) {
         if let Some(mut s) = self.spool() {
-            if let Err(e) = s.commit(lines) {
+            if let Err(e) = s.commit() {
                 tracing::error!(destination = %self.spec.address(), error = %e, "Freeing spooled data failed.");
             }
         }
@@ -345,7 +345,7 @@ impl Destination {
                             self.stats
                                 .replayed_lines
                                 .fetch_add(u64::from(lines), Relaxed);
-                            self.commit_spooled(lines);
+                            self.commit_spooled();
                             continue;
                         }
                         Err(e) => {
@@ -466,7 +466,7 @@ impl Destination {
         self.stats
             .requeued_lines
             .fetch_add(u64::from(b.lines), Relaxed);
-        self.commit_spooled(b.lines);
+        self.commit_spooled();
         self.queue.push_front(b);
     }
 }

@@ -93,9 +93,7 @@ pub fn snapshot(relay: &Relay, prefix: &str) -> Vec<(String, f64)> {
         out.push((format!("{node}.failures"), st.failures.load(Relaxed) as f64));
         if let Some(spool) = &d.spool {
             let sp = spool.lock().unwrap_or_else(|p| p.into_inner());
-            let age = sp.oldest_ms().map_or(0.0, |t| {
-                (crate::unix_now_ms() as f64 - t as f64).max(0.0) / 1000.0
-            });
+            let age = sp.oldest_age_secs();
             out.push((format!("{node}.spool.bytes"), sp.bytes() as f64));
             out.push((format!("{node}.spool.segments"), sp.segments() as f64));
             out.push((format!("{node}.spool.oldestAgeSeconds"), age));

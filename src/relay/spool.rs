@@ -89,15 +89,10 @@ pub struct SpoolDamage {
 pub struct Spool {
     dir: PathBuf,
     limits: SpoolLimits,
-    /// Segment sequence numbers on disk, oldest first, with the spool
-    /// time of each one's first record (0 if unreadable).
-    segments: Vec<u64>,
-    first_ms: std::collections::HashMap<u64, u64>,
-    /// Lines in each segment, for what evicting it drops.
-    seg_lines: std::collections::HashMap<u64, u64>,
-    /// Bytes on disk over all segments.
-    bytes: u64,
-    writer: Option<(u64, File, u64)>,
+    /// The segment files on disk, oldest first; the last one is being
+    /// written when `writer` is set.
+    segments: Vec<Segment>,
+    writer: Option<File>,
     /// Closed segments not fsynced yet.
     unsynced: Vec<File>,
     last_sync: Instant,
@@ -105,10 +100,19 @@ pub struct Spool {
     reader: Option<SegmentReader>,
     /// Damage seen while reading.
     pub damage: SpoolDamage,
-    /// Lines appended and not yet committed as delivered.
-    pub lines: u64,
     /// Bytes of all spools together, with their cap.
     total: Option<(Arc<AtomicU64>, u64)>,
+}
+
+/// One segment file.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    seq: u64,
+    bytes: u64,
+    /// Lines in it: what evicting it drops.
+    lines: u64,
+    /// Spool time of its first record, epoch ms (0 if unreadable).
+    first_ms: u64,
 }
 
 struct SegmentReader {
@@ -178,7 +182,6 @@ impl Spool {
     pub fn open(dir: &Path, limits: SpoolLimits) -> Result<Spool, SpoolError> {
         fs::create_dir_all(dir)?;
         let mut segments = Vec::new();
-        let mut bytes = 0;
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
@@ -189,66 +192,43 @@ impl Spool {
             else {
                 continue;
             };
-            bytes += entry.metadata()?.len();
-            segments.push(seq);
+            let path = entry.path();
+            segments.push(Segment {
+                seq,
+                bytes: entry.metadata()?.len(),
+                lines: count_lines(&path, limits.max_record_bytes),
+                first_ms: first_record_ms(&path).unwrap_or(0),
+            });
         }
-        segments.sort_unstable();
-        let first_ms = segments
-            .iter()
-            .map(|&seq| (seq, first_record_ms(&segment_path(dir, seq)).unwrap_or(0)))
-            .collect();
-        let seg_lines: std::collections::HashMap<u64, u64> = segments
-            .iter()
-            .map(|&seq| {
-                (
-                    seq,
-                    count_lines(&segment_path(dir, seq), limits.max_record_bytes),
-                )
-            })
-            .collect();
-        let lines = seg_lines.values().sum();
+        segments.sort_unstable_by_key(|s| s.seq);
         Ok(Spool {
             dir: dir.to_path_buf(),
             limits,
             segments,
-            first_ms,
-            seg_lines,
-            bytes,
             writer: None,
             unsynced: Vec::new(),
             last_sync: Instant::now(),
             dirty: false,
             reader: None,
             damage: SpoolDamage::default(),
-            lines,
             total: None,
         })
     }
 
     /// Counts this spool against a cap shared by all spools.
     pub fn share_total(&mut self, total: Arc<AtomicU64>, max_bytes: u64) {
-        total.fetch_add(self.bytes, Relaxed);
+        total.fetch_add(self.bytes(), Relaxed);
         self.total = Some((total, max_bytes));
-    }
-
-    fn add_bytes(&mut self, n: u64) {
-        self.bytes += n;
-        if let Some((t, _)) = &self.total {
-            t.fetch_add(n, Relaxed);
-        }
-    }
-
-    fn sub_bytes(&mut self, n: u64) {
-        let n = n.min(self.bytes);
-        self.bytes -= n;
-        if let Some((t, _)) = &self.total {
-            t.fetch_sub(n, Relaxed);
-        }
     }
 
     /// Bytes on disk.
     pub fn bytes(&self) -> u64 {
-        self.bytes
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Lines on disk, counting a segment's until the segment is deleted.
+    pub fn lines(&self) -> u64 {
+        self.segments.iter().map(|s| s.lines).sum()
     }
 
     /// Segment files on disk.
@@ -261,80 +241,97 @@ impl Spool {
     /// `None` if there is nothing to evict.
     pub fn evict_oldest(&mut self) -> Result<Option<u64>, SpoolError> {
         let reading = self.reader.as_ref().map(|r| r.seq);
-        let Some(&seq) = self.segments.iter().find(|&&s| Some(s) != reading) else {
+        let Some(i) = self.segments.iter().position(|s| Some(s.seq) != reading) else {
             return Ok(None);
         };
-        if matches!(&self.writer, Some((w, _, _)) if *w == seq) {
+        if i + 1 == self.segments.len() {
             self.writer = None;
         }
-        let path = segment_path(&self.dir, seq);
-        self.sub_bytes(fs::metadata(&path).map_or(0, |m| m.len()));
-        fs::remove_file(&path)?;
-        self.segments.retain(|&s| s != seq);
-        self.first_ms.remove(&seq);
-        let lines = self.seg_lines.remove(&seq).unwrap_or(0);
-        self.lines = self.lines.saturating_sub(lines);
-        Ok(Some(lines))
+        Ok(Some(self.remove_segment(i)?.lines))
+    }
+
+    /// Deletes segment `i` and gives its bytes back to the shared total.
+    fn remove_segment(&mut self, i: usize) -> Result<Segment, SpoolError> {
+        fs::remove_file(segment_path(&self.dir, self.segments[i].seq))?;
+        let seg = self.segments.remove(i);
+        if let Some((t, _)) = &self.total {
+            t.fetch_sub(seg.bytes, Relaxed);
+        }
+        Ok(seg)
     }
 
     /// When the oldest data still on disk was spooled (epoch ms): the
     /// first record of the oldest segment.
     pub fn oldest_ms(&self) -> Option<u64> {
-        let seq = self.segments.first()?;
-        self.first_ms.get(seq).copied().filter(|&t| t > 0)
+        self.segments.first().map(|s| s.first_ms).filter(|&t| t > 0)
+    }
+
+    /// Seconds since [`Spool::oldest_ms`], 0 when the spool is empty.
+    pub fn oldest_age_secs(&self) -> f64 {
+        self.oldest_ms().map_or(0.0, |t| {
+            (crate::unix_now_ms() as u64).saturating_sub(t) as f64 / 1000.0
+        })
     }
 
     /// Whether anything is waiting for replay.
     pub fn is_empty(&self) -> bool {
-        self.bytes == 0
+        self.segments.iter().all(|s| s.bytes == 0)
     }
 
     /// Appends one batch. `Full` when it would pass `max_bytes`.
     pub fn append(&mut self, batch: &Batch, at_ms: u64) -> Result<(), SpoolError> {
         let record = encode(batch, at_ms);
         let n = record.len() as u64;
+        let bytes = self.bytes();
         let total_full = self
             .total
             .as_ref()
             .is_some_and(|(t, max)| t.load(Relaxed) + n > *max);
-        if self.bytes + n > self.limits.max_bytes || total_full {
-            return Err(SpoolError::Full(self.bytes));
+        if bytes + n > self.limits.max_bytes || total_full {
+            return Err(SpoolError::Full(bytes));
         }
-        let roll = match &self.writer {
-            None => true,
-            Some((_, _, size)) => *size + record.len() as u64 > self.limits.segment_bytes,
+        let roll = match (&self.writer, self.segments.last()) {
+            (Some(_), Some(last)) => last.bytes + n > self.limits.segment_bytes,
+            _ => true,
         };
         if roll {
-            self.roll()?;
-            let seq = *self.segments.last().expect("rolled");
-            self.first_ms.insert(seq, at_ms);
+            self.roll(at_ms)?;
         }
-        let (seq, file, size) = self.writer.as_mut().expect("rolled above");
-        file.write_all(&record)?;
-        *self.seg_lines.entry(*seq).or_default() += u64::from(batch.lines);
-        *size += record.len() as u64;
-        self.add_bytes(record.len() as u64);
-        self.lines += u64::from(batch.lines);
+        self.writer
+            .as_mut()
+            .expect("rolled above")
+            .write_all(&record)?;
+        let seg = self.segments.last_mut().expect("rolled above");
+        seg.bytes += n;
+        seg.lines += u64::from(batch.lines);
+        if let Some((t, _)) = &self.total {
+            t.fetch_add(n, Relaxed);
+        }
         self.dirty = true;
         Ok(())
     }
 
-    fn roll(&mut self) -> Result<(), SpoolError> {
+    fn roll(&mut self, at_ms: u64) -> Result<(), SpoolError> {
         self.close_writer();
-        let seq = self.segments.last().map_or(1, |s| s + 1);
+        let seq = self.segments.last().map_or(1, |s| s.seq + 1);
         let file = OpenOptions::new()
             .create_new(true)
             .append(true)
             .open(segment_path(&self.dir, seq))?;
-        self.segments.push(seq);
-        self.writer = Some((seq, file, 0));
+        self.segments.push(Segment {
+            seq,
+            bytes: 0,
+            lines: 0,
+            first_ms: at_ms,
+        });
+        self.writer = Some(file);
         Ok(())
     }
 
     /// Closes the segment being written; its fsync is left to the next
     /// [`Spool::sync_work`], so no caller waits for the disk here.
     fn close_writer(&mut self) {
-        if let Some((_, file, _)) = self.writer.take() {
+        if let Some(file) = self.writer.take() {
             if self.dirty {
                 self.unsynced.push(file);
             }
@@ -350,7 +347,7 @@ impl Spool {
         }
         let mut work = std::mem::take(&mut self.unsynced);
         if self.dirty {
-            if let Some((_, file, _)) = &self.writer {
+            if let Some(file) = &self.writer {
                 work.push(file.try_clone()?);
             }
         }
@@ -373,13 +370,13 @@ impl Spool {
     pub fn next_batch(&mut self) -> Result<Option<(Batch, u64)>, SpoolError> {
         loop {
             if self.reader.is_none() {
-                let Some(&seq) = self.segments.first() else {
+                let Some(seq) = self.segments.first().map(|s| s.seq) else {
                     return Ok(None);
                 };
                 // Never read the segment being written into: close it so
                 // that its records become readable, and start a new one
                 // on the next append.
-                if matches!(&self.writer, Some((w, _, _)) if *w == seq) {
+                if self.segments.len() == 1 {
                     self.close_writer();
                 }
                 let file = File::open(segment_path(&self.dir, seq))?;
@@ -411,8 +408,7 @@ impl Spool {
 
     /// Marks the oldest handed-out batch as delivered. A segment is
     /// deleted once all of its batches are.
-    pub fn commit(&mut self, lines: u32) -> Result<(), SpoolError> {
-        self.lines = self.lines.saturating_sub(u64::from(lines));
+    pub fn commit(&mut self) -> Result<(), SpoolError> {
         if let Some(r) = self.reader.as_mut() {
             r.pending = r.pending.saturating_sub(1);
             if r.pending == 0 && r.done {
@@ -424,12 +420,9 @@ impl Spool {
 
     fn finish_segment(&mut self) -> Result<(), SpoolError> {
         if let Some(r) = self.reader.take() {
-            let path = segment_path(&self.dir, r.seq);
-            self.sub_bytes(fs::metadata(&path).map_or(0, |m| m.len()));
-            fs::remove_file(&path)?;
-            self.segments.retain(|&s| s != r.seq);
-            self.first_ms.remove(&r.seq);
-            self.seg_lines.remove(&r.seq);
+            if let Some(i) = self.segments.iter().position(|s| s.seq == r.seq) {
+                self.remove_segment(i)?;
+            }
         }
         Ok(())
     }
@@ -535,7 +528,7 @@ impl Drop for Spool {
     fn drop(&mut self) {
         // Another spool for the same directory (after a reload) counts
         // these bytes again.
-        let n = self.bytes;
+        let n = self.bytes();
         if let Some((t, _)) = &self.total {
             t.fetch_sub(n, Relaxed);
         }
@@ -547,7 +540,7 @@ impl std::fmt::Debug for Spool {
         f.debug_struct("Spool")
             .field("dir", &self.dir)
             .field("segments", &self.segments.len())
-            .field("bytes", &self.bytes)
+            .field("bytes", &self.bytes())
             .field("damage", &self.damage)
             .finish_non_exhaustive()
     }
@@ -579,7 +572,7 @@ mod tests {
     fn drain(s: &mut Spool) -> Vec<Batch> {
         let mut out = Vec::new();
         while let Some((b, _)) = s.next_batch().unwrap() {
-            s.commit(b.lines).unwrap();
+            s.commit().unwrap();
             out.push(b);
         }
         out
@@ -620,12 +613,12 @@ mod tests {
         let mut s = Spool::open(dir.path(), small()).unwrap();
         s.append(&batch(1), 1).unwrap();
         s.append(&batch(2), 1).unwrap();
-        let (a, _) = s.next_batch().unwrap().unwrap();
-        let (_b, _) = s.next_batch().unwrap().unwrap();
+        s.next_batch().unwrap().unwrap();
+        s.next_batch().unwrap().unwrap();
         assert!(s.next_batch().unwrap().is_none(), "both handed out");
-        s.commit(a.lines).unwrap();
+        s.commit().unwrap();
         assert_eq!(s.segments(), 1, "one batch still in flight");
-        s.commit(2).unwrap();
+        s.commit().unwrap();
         assert_eq!(s.segments(), 0);
     }
 
@@ -664,12 +657,12 @@ mod tests {
         for b in &want {
             s.append(b, 1).unwrap();
         }
-        let before = (s.segments(), s.bytes(), s.lines);
+        let before = (s.segments(), s.bytes(), s.lines());
         let lines = s.evict_oldest().unwrap().unwrap();
         assert!(lines > 0);
         assert_eq!(s.segments(), before.0 - 1);
         assert!(s.bytes() < before.1);
-        assert_eq!(s.lines, before.2 - lines);
+        assert_eq!(s.lines(), before.2 - lines);
         // What is left is the newer part, in order.
         let got = drain(&mut s);
         assert_eq!(got[..], want[want.len() - got.len()..]);
@@ -677,9 +670,9 @@ mod tests {
         for b in &want {
             s.append(b, 1).unwrap();
         }
-        let total = s.lines;
+        let total = s.lines();
         drop(s);
-        assert_eq!(Spool::open(dir.path(), small()).unwrap().lines, total);
+        assert_eq!(Spool::open(dir.path(), small()).unwrap().lines(), total);
     }
 
     #[test]
