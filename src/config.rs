@@ -530,7 +530,7 @@ impl Validator<'_> {
         });
     }
 
-    fn admin_rules(&mut self, a: &AdminConfig, _addr: Option<SocketAddr>) {
+    fn admin_rules(&mut self, a: &AdminConfig) {
         let p = &a.api_base_path;
         if !p.starts_with('/') || (p.len() > 1 && p.ends_with('/')) {
             self.issue(
@@ -571,7 +571,7 @@ impl Validator<'_> {
         let pickle_tcp = self.addr(&raw.listen.pickle_tcp, "listen.pickle_tcp");
         let admin = self.addr(&raw.admin.listen, "admin.listen");
         let router = self.router(&raw.cluster, &raw.route);
-        self.admin_rules(&raw.admin, admin);
+        self.admin_rules(&raw.admin);
         let checks = self.checks(&raw.check);
         if jiff::tz::TimeZone::get(&raw.notify.timezone).is_err() {
             self.issues.push(ConfigIssue {

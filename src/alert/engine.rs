@@ -507,6 +507,13 @@ async fn store_writer(
 }
 
 impl Engine {
+    /// The running check with `id`.
+    fn rt(&self, id: &str) -> Option<&CheckRt> {
+        self.by_id
+            .get(id)
+            .and_then(|&s| self.slots[s as usize].as_ref())
+    }
+
     fn insert(&mut self, check: Check) -> Slot {
         if let Some(&slot) = self.by_id.get(&check.id) {
             let rt = self.slots[slot as usize]
@@ -792,11 +799,7 @@ impl Engine {
                     for s in check.subscriptions.iter_mut().filter(|s| s.id.is_empty()) {
                         s.id = new_id();
                     }
-                    if let Some(rt) = self
-                        .by_id
-                        .get(&check.id)
-                        .and_then(|&s| self.slots[s as usize].as_ref())
-                    {
+                    if let Some(rt) = self.rt(&check.id) {
                         // State is the engine's to set, unless a client sets it.
                         if check.last_check.is_none() {
                             check.last_check = rt.check.last_check;
@@ -847,9 +850,7 @@ impl Engine {
             Command::Polled(id, result) => self.apply_poll(&id, result),
             Command::Recent(id, reply) => {
                 let recent = self
-                    .by_id
-                    .get(&id)
-                    .and_then(|&s| self.slots[s as usize].as_ref())
+                    .rt(&id)
                     .map(|rt| {
                         rt.recent
                             .iter()
@@ -862,9 +863,7 @@ impl Engine {
             Command::Seed(id, values) => self.apply_seed(&id, values),
             Command::Series(id, reply) => {
                 let series = self
-                    .by_id
-                    .get(&id)
-                    .and_then(|&s| self.slots[s as usize].as_ref())
+                    .rt(&id)
                     .map(|rt| {
                         rt.series
                             .iter()

@@ -173,13 +173,25 @@ pub async fn create_check(
     Ok((StatusCode::CREATED, [(header::LOCATION, loc)]).into_response())
 }
 
-async fn find_check(ctx: &ApiContext, id: &str) -> Result<Check, ApiError> {
+/// The check with `id`, or 404.
+pub(crate) async fn find_check(ctx: &ApiContext, id: &str) -> Result<Check, ApiError> {
     ctx.alerts()?
         .checks()
         .await?
         .into_iter()
         .find(|c| c.id == id)
         .ok_or_else(|| ApiError::not_found(format!("no check with id {id:?}")))
+}
+
+/// Where subscription `sid` sits in `check`, or 404.
+fn subscription_index(check: &Check, sid: &str) -> Result<usize, ApiError> {
+    check
+        .subscriptions
+        .iter()
+        .position(|s| s.id == sid)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("check {:?} has no subscription {sid:?}", check.id))
+        })
 }
 
 /// `GET /checks/{id}`.
@@ -311,12 +323,8 @@ pub async fn update_subscription(
     let mut sub: Subscription = parse_json(&body)?;
     sub.id = sid.clone();
     let mut check = find_check(&ctx, &id).await?;
-    let slot = check
-        .subscriptions
-        .iter_mut()
-        .find(|s| s.id == sid)
-        .ok_or_else(|| ApiError::not_found(format!("check {id:?} has no subscription {sid:?}")))?;
-    *slot = sub;
+    let i = subscription_index(&check, &sid)?;
+    check.subscriptions[i] = sub;
     ctx.alerts()?.upsert(check).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -343,12 +351,7 @@ pub async fn test_subscription(
     Path((id, sid)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let mut check = find_check(&ctx, &id).await?;
-    let sub = check
-        .subscriptions
-        .iter()
-        .find(|s| s.id == sid)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("check {id:?} has no subscription {sid:?}")))?;
+    let sub = check.subscriptions[subscription_index(&check, &sid)?].clone();
     check.state = AlertType::Error;
     let alert = Alert {
         id: new_id(),

@@ -8,8 +8,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::api::seyren::Params;
+use crate::api::seyren::{find_check, Params};
 use crate::api::{ApiContext, ApiError};
+use crate::poll::render::encode as enc;
 
 const INDEX: &str = include_str!("../../assets/ui/index.html");
 
@@ -27,10 +28,6 @@ fn threshold_lines(warn: &str, error: &str) -> String {
     format!(
         "&target=alias(dashed(color(constantLine({warn}),\"yellow\")),\"warn level\")&target=alias(dashed(color(constantLine({error}),\"red\")),\"error level\")"
     )
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 async fn png(ctx: &ApiContext, query: String) -> Result<Response, ApiError> {
@@ -63,13 +60,7 @@ pub async fn check_image(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q);
-    let check = ctx
-        .alerts()?
-        .checks()
-        .await?
-        .into_iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no check with id {id:?}")))?;
+    let check = find_check(&ctx, &id).await?;
     let mut query = format!("target={}&{}", enc(&check.target), picture(&p));
     if p.get("hideThresholds") != Some("true") {
         if let (Some(w), Some(e)) = (&check.warn, &check.error) {

@@ -74,7 +74,7 @@ impl Outbox {
                 },
                 _ = poll.tick() => {
                     let store = me.store.clone();
-                    let due = tokio::task::spawn_blocking(move || store.due_notifications(now_ms(), 256)).await;
+                    let due = tokio::task::spawn_blocking(move || store.due_notifications(crate::unix_now_ms(), 256)).await;
                     match due {
                         Ok(Ok(d)) => (d, false),
                         Ok(Err(e)) => {
@@ -169,7 +169,8 @@ impl Outbox {
             }
             Err(e) if n.attempts + 1 < self.cfg.max_attempts => {
                 self.stats.retried.fetch_add(1, Relaxed);
-                let at = now_ms() + self.cfg.retry_delay(n.attempts + 1).as_millis() as i64;
+                let at =
+                    crate::unix_now_ms() + self.cfg.retry_delay(n.attempts + 1).as_millis() as i64;
                 tracing::warn!(check = %n.body.check.name, kind = sub.kind.as_str(), error = %e, attempt = n.attempts + 1, "Notification failed; will retry.");
                 self.finish(id, NotificationStatus::Pending, Some(e), Some(at))
                     .await;
@@ -199,10 +200,4 @@ impl Outbox {
             tracing::error!(error = %e, id, "Recording a notification outcome failed.");
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

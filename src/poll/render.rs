@@ -54,6 +54,11 @@ pub fn last_values(body: &[u8]) -> Result<Vec<(String, Option<f64>)>, RenderErro
         .collect())
 }
 
+/// Percent-encodes one query parameter value.
+pub fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// Talks to one Graphite.
 #[derive(Debug, Clone)]
 pub struct RenderClient {
@@ -86,14 +91,13 @@ impl RenderClient {
 
     /// The request URL, parameters in Seyren's order.
     pub fn url(&self, target: &str, from: Option<&str>, until: Option<&str>) -> String {
-        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         format!(
             "{}/render/?from={}&until={}&uniq={}&format=json&target={}",
             self.base,
-            enc(from.unwrap_or("-11minutes")),
-            enc(until.unwrap_or("-1minutes")),
+            encode(from.unwrap_or("-11minutes")),
+            encode(until.unwrap_or("-1minutes")),
             crate::unix_now_ms(),
-            enc(target)
+            encode(target)
         )
     }
 
