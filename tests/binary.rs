@@ -216,14 +216,6 @@ async fn sigterm_reports_exactly_what_could_not_be_delivered() {
     assert!(log.contains("250 metrics could not be delivered"), "{log}");
 }
 
-/// Reads one sample from carbonwatch's `/metrics`.
-async fn metric(admin: std::net::SocketAddr, prefix: &str) -> Option<f64> {
-    let body = common::http_get(admin, "/metrics").await?;
-    body.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
 #[tokio::test]
 async fn sigkill_loses_only_the_memory_queue_and_the_spool_survives() {
     let (held, dport) = common::down_port();
@@ -254,17 +246,17 @@ async fn sigkill_loses_only_the_memory_queue_and_the_spool_survives() {
     drop(s);
     let mut counted = false;
     for _ in 0..1200 {
-        if metric(admin, "carbonwatch_metrics_received_total").await == Some(50_000.0) {
+        if common::metric(admin, "carbonwatch_metrics_received_total").await == Some(50_000.0) {
             counted = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(counted, "carbonwatch never counted the 50,000 lines");
-    let spooled = metric(admin, "carbonwatch_destination_spooled_total")
+    let spooled = common::metric(admin, "carbonwatch_destination_spooled_total")
         .await
         .unwrap() as usize;
-    let queued = metric(admin, "carbonwatch_destination_queued_lines")
+    let queued = common::metric(admin, "carbonwatch_destination_queued_lines")
         .await
         .unwrap() as usize;
     signal(&child, "-KILL");

@@ -85,15 +85,9 @@ fn config(dir: &std::path::Path, graphite: &str, extra: &str) -> Config {
 }
 
 async fn metric(app: &App, name: &str) -> u64 {
-    let text = reqwest::get(format!("http://{}/metrics", app.admin.unwrap()))
+    common::metric(app.admin.unwrap(), name)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0)
+        .map_or(0, |v| v as u64)
 }
 
 #[tokio::test]

@@ -22,13 +22,30 @@ fn body(dest: &str, spool: &std::path::Path) -> String {
     )
 }
 
+/// Line number `i` of every test here.
+fn line(i: usize) -> String {
+    format!("spool.m{} {i} 1700000000", i % 100)
+}
+
+/// Each of lines `0..n` is in `lines` exactly once.
+fn each_once(lines: &[String], n: usize) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for l in lines {
+        *seen.entry(l).or_default() += 1;
+    }
+    for i in 0..n {
+        let l = line(i);
+        assert_eq!(seen.get(l.as_str()), Some(&1), "{l} exactly once");
+    }
+}
+
 async fn send(app: &App, from: usize, to: usize) {
     let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
         .await
         .unwrap();
     let mut buf = Vec::new();
     for i in from..to {
-        buf.extend_from_slice(format!("spool.m{} {i} 1700000000\n", i % 100).as_bytes());
+        buf.extend_from_slice(format!("{}\n", line(i)).as_bytes());
     }
     s.write_all(&buf).await.unwrap();
     s.shutdown().await.unwrap();
@@ -60,14 +77,7 @@ async fn a_graceful_restart_with_the_backend_down_loses_nothing() {
     let app = App::start(config(&body(&dest, dir.path()))).await.unwrap();
     send(&app, 20_000, 25_000).await;
     let lines = sink.wait_lines(25_000).await;
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for l in &lines {
-        *seen.entry(l.clone()).or_default() += 1;
-    }
-    for i in 0..25_000 {
-        let l = format!("spool.m{} {i} 1700000000", i % 100);
-        assert_eq!(seen.get(&l), Some(&1), "{l} exactly once");
-    }
+    each_once(&lines, 25_000);
     assert_eq!(lines.len(), 25_000, "no duplicates");
     let d = &app.relay.destinations()[0];
     assert_eq!(d.stats.replayed_lines.load(Relaxed), 20_000);
@@ -116,23 +126,17 @@ async fn a_backend_down_under_load_gets_everything_when_it_comes_back() {
         d.queue.bytes()
     );
     // The spool shows in /metrics and in the carbon self-metrics.
-    let text = reqwest::get(format!("http://{}/metrics", app.admin.unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let gauge = |name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    let admin = app.admin.unwrap();
+    let gauge = |name: &'static str| async move {
+        common::metric(admin, name)
+            .await
             .unwrap_or_else(|| panic!("{name} missing"))
     };
-    assert!(gauge("carbonwatch_destination_spool_bytes{") > 0.0);
-    assert!(gauge("carbonwatch_destination_spool_segments{") >= 1.0);
-    assert!(gauge("carbonwatch_destination_spool_oldest_age_seconds{") >= 0.0);
+    assert!(gauge("carbonwatch_destination_spool_bytes{").await > 0.0);
+    assert!(gauge("carbonwatch_destination_spool_segments{").await >= 1.0);
+    assert!(gauge("carbonwatch_destination_spool_oldest_age_seconds{").await >= 0.0);
     assert_eq!(
-        gauge("carbonwatch_destination_spooled_total{"),
+        gauge("carbonwatch_destination_spooled_total{").await,
         spooled as f64
     );
     let snap = carbonwatch::relay::selfmetrics::snapshot(&relay, "cw");
@@ -145,14 +149,7 @@ async fn a_backend_down_under_load_gets_everything_when_it_comes_back() {
     drop(held);
     let sink = Sink::start_at(dest.parse().unwrap()).await;
     let lines = sink.wait_lines(100_000).await;
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for l in &lines {
-        *seen.entry(l.clone()).or_default() += 1;
-    }
-    for i in 0..100_000 {
-        let l = format!("spool.m{} {i} 1700000000", i % 100);
-        assert_eq!(seen.get(&l), Some(&1), "{l} exactly once");
-    }
+    each_once(&lines, 100_000);
     wait_until(Duration::from_secs(10), || {
         d.spool.as_ref().unwrap().lock().unwrap().is_empty()
     })
@@ -188,19 +185,9 @@ async fn slow_sink(listener: tokio::net::TcpListener) -> std::sync::Arc<std::syn
 
 fn exactly_once(data: &[u8], n: usize) {
     let text = String::from_utf8_lossy(data);
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for l in text.lines() {
-        *seen.entry(l).or_default() += 1;
-    }
-    for i in 0..n {
-        let l = format!("spool.m{} {i} 1700000000", i % 100);
-        assert_eq!(seen.get(l.as_str()), Some(&1), "{l} exactly once");
-    }
-    assert_eq!(
-        seen.values().sum::<usize>(),
-        n,
-        "nothing else, no duplicates"
-    );
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    each_once(&lines, n);
+    assert_eq!(lines.len(), n, "nothing else, no duplicates");
 }
 
 #[tokio::test]
@@ -248,7 +235,7 @@ async fn a_full_spool_holds_the_clients_back_and_loses_nothing() {
     let sender = tokio::spawn(async move {
         let mut s = TcpStream::connect(target).await.unwrap();
         for i in 0..60_000 {
-            s.write_all(format!("spool.m{} {i} 1700000000\n", i % 100).as_bytes())
+            s.write_all(format!("{}\n", line(i)).as_bytes())
                 .await
                 .unwrap();
         }
@@ -314,7 +301,7 @@ async fn a_full_drop_oldest_spool_keeps_the_newest_data_and_counts_the_rest() {
     // What went is one run of the oldest spooled lines (the very first
     // ones sat in the memory queue, which this policy does not touch).
     let missing: Vec<usize> = (0..60_000)
-        .filter(|i| !distinct.contains(&format!("spool.m{} {i} 1700000000", i % 100)))
+        .filter(|&i| !distinct.contains(&line(i)))
         .collect();
     assert_eq!(missing.len() as u64, dropped);
     assert_eq!(
@@ -344,7 +331,7 @@ async fn a_failing_spool_disk_falls_back_to_backpressure_and_loses_nothing() {
     let sender = tokio::spawn(async move {
         let mut s = TcpStream::connect(target).await.unwrap();
         for i in 0..30_000 {
-            s.write_all(format!("spool.m{} {i} 1700000000\n", i % 100).as_bytes())
+            s.write_all(format!("{}\n", line(i)).as_bytes())
                 .await
                 .unwrap();
         }

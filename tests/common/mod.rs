@@ -220,6 +220,15 @@ impl Drop for CarbonCache {
     }
 }
 
+/// One sample from carbonwatch's `/metrics`: the first line starting
+/// with `prefix`.
+pub async fn metric(admin: SocketAddr, prefix: &str) -> Option<f64> {
+    let body = http_get(admin, "/metrics").await?;
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 /// A plain HTTP/1.1 GET; `None` if the server is not up.
 pub async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     use tokio::io::AsyncWriteExt;
