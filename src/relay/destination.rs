@@ -7,8 +7,10 @@
 //! reconnects, so data is delivered at least once; the lines re-sent are
 //! counted in `requeued_lines`.
 //!
-//! With `spool_dir` set, a destination has a disk [`Spool`]. The writers
-//! replay it, oldest first and alternating with the memory queue so that
+//! With `spool_dir` set, a destination has a disk [`Spool`]. It takes
+//! what a full queue cannot, and everything while the destination is down
+//! (its queue moves there when it fails), so that a crash loses only what
+//! memory held for a destination that was up. The writers replay it, oldest first and alternating with the memory queue so that
 //! new data keeps flowing, and commit each batch only once it was written;
 //! shutdown puts what it could not deliver there.
 
@@ -220,13 +222,18 @@ impl Destination {
         }
     }
 
-    /// Writes what is left in the queue to the spool (at shutdown, once
-    /// the writers have stopped). Returns the lines spooled; what the
-    /// spool could not take stays queued.
-    pub fn spill(&self) -> u64 {
+    /// Writes what is left in the queue to the spool: at shutdown, once
+    /// the writers have stopped (`sync` then fsyncs at once), and when the
+    /// destination goes down (the syncer task fsyncs on its interval).
+    /// Returns the lines spooled; what the spool could not take stays
+    /// queued.
+    pub fn spill(&self, sync: bool) -> u64 {
         let Some(mut s) = self.spool() else {
             return 0;
         };
+        if !sync && self.queue.is_empty() {
+            return 0;
+        }
         let now = crate::unix_now_ms() as u64;
         let mut spooled = 0;
         let mut batches = self.queue.take_all().into_iter();
@@ -234,7 +241,9 @@ impl Destination {
             match s.append(&b, now) {
                 Ok(()) => spooled += u64::from(b.lines),
                 Err(e) => {
-                    tracing::error!(destination = %self.spec.address(), error = %e, "Spooling at shutdown failed.");
+                    if sync {
+                        tracing::error!(destination = %self.spec.address(), error = %e, "Spooling at shutdown failed.");
+                    }
                     self.queue.push_front(b);
                     break;
                 }
@@ -243,8 +252,10 @@ impl Destination {
         for b in batches {
             self.queue.push_overflow(b);
         }
-        if let Err(e) = s.sync() {
-            tracing::error!(destination = %self.spec.address(), error = %e, "Syncing the spool failed.");
+        if sync {
+            if let Err(e) = s.sync() {
+                tracing::error!(destination = %self.spec.address(), error = %e, "Syncing the spool failed.");
+            }
         }
         self.stats.spooled_lines.fetch_add(spooled, Relaxed);
         spooled
@@ -313,8 +324,12 @@ impl Destination {
         }
     }
 
+    /// Marks the destination down and moves its memory queue to the
+    /// spool, where it survives a crash; new data goes there too until it
+    /// is back (see `Dispatcher::offer`).
     fn fail(&self, addr: &str, why: &str) {
         self.healthy.store(false, Relaxed);
+        self.spill(false);
         let n = self.stats.failures.fetch_add(1, Relaxed);
         // Log the first failure and then every 100th, not every retry.
         if n % 100 == 0 {

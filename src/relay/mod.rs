@@ -182,7 +182,7 @@ impl Relay {
         }
         let mut spooled = 0;
         for d in &all {
-            let n = d.spill();
+            let n = d.spill(true);
             if n > 0 {
                 tracing::info!(destination = %d.spec.address(), lines = n, "Spooled for the next start.");
             }
@@ -341,14 +341,27 @@ impl Dispatcher {
     /// Queues a batch if there is room, else spools it if the spool takes
     /// it (counting what a `drop_oldest` spool evicted); otherwise gives
     /// it back for the caller's policy.
+    ///
+    /// While the destination is down the spool comes first: data that
+    /// reached it survives a SIGKILL, data in the memory queue would not.
     fn offer(&mut self, dest: &Destination, b: Batch) -> Result<(), Batch> {
-        let b = match dest.queue.try_push(b) {
-            Ok(()) => return Ok(()),
-            Err(b) => b,
+        let up = dest.is_healthy();
+        let b = if up {
+            match dest.queue.try_push(b) {
+                Ok(()) => return Ok(()),
+                Err(b) => b,
+            }
+        } else {
+            b
         };
-        let evicted = dest.try_spool(b)?;
-        self.counts.dropped[DropReason::DropOldest as usize] += evicted;
-        Ok(())
+        match dest.try_spool(b) {
+            Ok(evicted) => {
+                self.counts.dropped[DropReason::DropOldest as usize] += evicted;
+                Ok(())
+            }
+            Err(b) if !up => dest.queue.try_push(b),
+            Err(b) => Err(b),
+        }
     }
 
     fn evict_into(&mut self, dest: &Destination, b: Batch) {

@@ -1,8 +1,8 @@
 //! A destination's disk spool (issue #5, storage layer): append-only
 //! segment files of checksummed records, each record one [`Batch`] of
-//! canonical lines. The writer side appends when the memory queue is full;
-//! the replay side reads the oldest records first and deletes a segment
-//! only after every record in it was handed over and committed.
+//! canonical lines. Batches are appended at the tail; replay reads the
+//! oldest records first and deletes a segment only after every record in
+//! it was handed over and committed.
 //!
 //! Record layout, little-endian:
 //!
@@ -20,9 +20,8 @@
 //! records on both sides of the damage are kept; what was skipped is
 //! counted, never a crash.
 //!
-//! Today the relay spools at shutdown and replays at start-up
-//! ([`crate::relay::destination`]); spooling at run time, when a memory
-//! queue is full, is still to come (issue #5).
+//! [`crate::relay::destination`] decides when to spool: a full memory
+//! queue, a destination that is down, and shutdown.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
@@ -297,11 +296,15 @@ impl Spool {
         if roll {
             self.roll(at_ms)?;
         }
-        self.writer
-            .as_mut()
-            .expect("rolled above")
-            .write_all(&record)?;
+        let file = self.writer.as_mut().expect("rolled above");
         let seg = self.segments.last_mut().expect("rolled above");
+        if let Err(e) = file.write_all(&record) {
+            // A disk that filled up mid-record leaves a torn tail: cut it
+            // off, so the caller keeps the whole batch and replay sees no
+            // damage.
+            let _ = file.set_len(seg.bytes);
+            return Err(e.into());
+        }
         seg.bytes += n;
         seg.lines += u64::from(batch.lines);
         if let Some((t, _)) = &self.total {
