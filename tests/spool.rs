@@ -64,9 +64,12 @@ async fn a_graceful_restart_with_the_backend_down_loses_nothing() {
         relay.stats.received.load(Relaxed) == 20_000
     })
     .await;
+    // A destination that is down is spooled ahead of memory, so all of
+    // it is on disk before the shutdown.
+    let d = relay.destinations()[0].clone();
     let report = app.shutdown().await;
     assert_eq!(
-        (report.undelivered, report.spooled),
+        (report.undelivered, d.stats.spooled_lines.load(Relaxed)),
         (0, 20_000),
         "all of it spooled, none lost"
     );
@@ -98,6 +101,48 @@ async fn a_graceful_restart_with_the_backend_down_loses_nothing() {
         .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
         .sum();
     assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn a_graceful_restart_spools_the_memory_queue_of_a_stalled_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    // A backend that accepts and never reads: the destination stays up,
+    // so its queue is in memory when the shutdown comes.
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dest = stalled.local_addr().unwrap().to_string();
+    let app = App::start(config(&body(&dest, dir.path()))).await.unwrap();
+    let n = 400_000;
+    send(&app, 0, n).await;
+    let relay = app.relay.clone();
+    wait_until(Duration::from_secs(30), || {
+        relay.stats.received.load(Relaxed) == n as u64
+    })
+    .await;
+    let d = relay.destinations()[0].clone();
+    let report = app.shutdown().await;
+    let sent = d.stats.sent_lines.load(Relaxed) as usize;
+    assert_eq!(report.undelivered, 0);
+    assert!(report.spooled > 0, "the shutdown spooled the memory queue");
+
+    // The backend works again: what the stalled one never read is lost
+    // with it (`sent`); everything else arrives once.
+    drop(stalled);
+    let sink = Sink::start_at(dest.parse().unwrap()).await;
+    let app = App::start(config(&body(&dest, dir.path()))).await.unwrap();
+    let d = app.relay.destinations()[0].clone();
+    wait_until(Duration::from_secs(30), || {
+        d.spool.as_ref().unwrap().lock().unwrap().is_empty()
+    })
+    .await;
+    app.shutdown().await;
+    let lines = sink.wait_lines(n - sent).await;
+    let distinct: std::collections::HashSet<&String> = lines.iter().collect();
+    assert_eq!(distinct.len(), lines.len(), "no duplicates");
+    assert_eq!(
+        distinct.len() + sent,
+        n,
+        "every line not sent to the stalled backend arrived"
+    );
 }
 
 #[tokio::test]

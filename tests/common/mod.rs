@@ -120,9 +120,14 @@ impl CarbonCache {
     /// Starts carbon-cache with a `1s:600s` retention and no rate limits,
     /// and waits until it accepts connections.
     pub async fn start() -> CarbonCache {
+        CarbonCache::start_at(free_port()).await
+    }
+
+    /// [`CarbonCache::start`], with its plaintext port at `line_port`.
+    pub async fn start_at(line_port: u16) -> CarbonCache {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
-        let (line_port, pickle_port, query_port) = (free_port(), free_port(), free_port());
+        let (pickle_port, query_port) = (free_port(), free_port());
         std::fs::create_dir_all(format!("{d}/storage/whisper")).unwrap();
         std::fs::create_dir_all(format!("{d}/log")).unwrap();
         std::fs::write(
@@ -144,13 +149,7 @@ impl CarbonCache {
         )
         .unwrap();
         std::fs::write(format!("{d}/storage-aggregation.conf"), "").unwrap();
-        let child = std::process::Command::new("carbon-cache")
-            .arg(format!("--config={d}/carbon.conf"))
-            .args(["--debug", "start"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("carbon-cache (Debian graphite-carbon)");
+        let child = CarbonCache::spawn(dir.path());
         let cache = CarbonCache {
             dir,
             line_port,
@@ -158,7 +157,22 @@ impl CarbonCache {
             query_port,
             child,
         };
-        let (l, p) = (cache.line_port, cache.pickle_port);
+        cache.wait_up().await;
+        cache
+    }
+
+    fn spawn(dir: &std::path::Path) -> std::process::Child {
+        std::process::Command::new("carbon-cache")
+            .arg(format!("--config={}/carbon.conf", dir.display()))
+            .args(["--debug", "start"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("carbon-cache (Debian graphite-carbon)")
+    }
+
+    async fn wait_up(&self) {
+        let (l, p) = (self.line_port, self.pickle_port);
         let mut ok = false;
         for _ in 0..600 {
             let a = tokio::net::TcpStream::connect(("127.0.0.1", l))
@@ -174,7 +188,6 @@ impl CarbonCache {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(ok, "carbon-cache did not start listening");
-        cache
     }
 
     /// Every point in every whisper file, as `(metric, timestamp, value)`,
@@ -448,4 +461,58 @@ impl GraphiteWeb {
     pub fn stop(&mut self) {
         self.child = None;
     }
+}
+
+/// The `carbonwatch` binary built for the tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_carbonwatch");
+
+/// `carbonwatch run --config path`, with its log captured.
+pub fn run(path: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends `sig` (as `kill` spells it, `-TERM`) to `child`.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Connects to carbonwatch's plaintext port once it listens.
+pub async fn connect(port: u16) -> tokio::net::TcpStream {
+    for _ in 0..400 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("carbonwatch did not start listening on {port}");
+}
+
+/// Stops `child` with SIGTERM, checks that it exited cleanly, and returns
+/// its log.
+pub fn stop(child: std::process::Child) -> String {
+    signal(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    log
+}
+
+/// The kernel's largest socket buffer for `sysctl` (`tcp_wmem`, `tcp_rmem`).
+pub fn tcp_buffer_max(sysctl: &str) -> usize {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/{sysctl}"))
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
