@@ -199,6 +199,14 @@ async fn a_backend_down_under_load_gets_everything_when_it_comes_back() {
         d.spool.as_ref().unwrap().lock().unwrap().is_empty()
     })
     .await;
+    // The replay rate, measured over the spool syncer's interval.
+    wait_until(Duration::from_secs(10), || d.stats.replay_rate() > 0.0).await;
+    assert!(gauge("carbonwatch_destination_spool_replay_lines_per_second{").await >= 0.0);
+    let snap = carbonwatch::relay::selfmetrics::snapshot(&relay, "cw");
+    assert!(
+        snap.iter().any(|(k, _)| k.ends_with(".spool.replayRate")),
+        "{snap:?}"
+    );
     let report = app.shutdown().await;
     assert_eq!((report.undelivered, report.spooled), (0, 0));
     assert_eq!(sink.lines().len(), 100_000, "no duplicates");

@@ -57,6 +57,8 @@ pub async fn metrics(State(s): State<ApiContext>) -> impl IntoResponse {
                 let age = sp.oldest_age_secs();
                 metrics::gauge!("carbonwatch_destination_spool_oldest_age_seconds", "destination" => dest.clone())
                     .set(age);
+                metrics::gauge!("carbonwatch_destination_spool_replay_lines_per_second", "destination" => dest.clone())
+                    .set(ds.replay_rate());
             }
             metrics::gauge!("carbonwatch_destination_up", "destination" => dest)
                 .set(if d.is_healthy() { 1.0 } else { 0.0 });

@@ -44,10 +44,20 @@ pub struct DestinationStats {
     pub replayed_lines: AtomicU64,
     /// Spool writes that failed (disk full, I/O error).
     pub spool_errors: AtomicU64,
+    /// Lines per second replayed from the spool, over the syncer's last
+    /// interval (`f64` bits).
+    pub replay_rate_bits: AtomicU64,
     /// Successful connects.
     pub connects: AtomicU64,
     /// Failed connects and broken connections.
     pub failures: AtomicU64,
+}
+
+impl DestinationStats {
+    /// Lines per second replayed from the spool, lately.
+    pub fn replay_rate(&self) -> f64 {
+        f64::from_bits(self.replay_rate_bits.load(Relaxed))
+    }
 }
 
 /// A destination with its queue.
@@ -138,7 +148,8 @@ impl Destination {
     }
 
     /// Fsyncs the spool every `interval`, outside its lock and off the
-    /// runtime's workers, until the destination is stopped or dropped.
+    /// runtime's workers, until the destination is stopped or dropped;
+    /// also measures the replay rate over each interval.
     pub fn spawn_spool_syncer(self: &Arc<Self>, interval: Duration) {
         if self.spool.is_none() {
             return;
@@ -147,12 +158,20 @@ impl Destination {
         let stop = self.stop.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+            let mut last = (std::time::Instant::now(), 0u64);
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
                 let Some(d) = me.upgrade() else { return };
+                let replayed = d.stats.replayed_lines.load(Relaxed);
+                let secs = last.0.elapsed().as_secs_f64();
+                if secs > 0.0 {
+                    let rate = replayed.saturating_sub(last.1) as f64 / secs;
+                    d.stats.replay_rate_bits.store(rate.to_bits(), Relaxed);
+                }
+                last = (std::time::Instant::now(), replayed);
                 let work = d.spool().map(|mut s| s.sync_work(false));
                 let addr = d.spec.address();
                 drop(d);

@@ -11,7 +11,7 @@
 //! <prefix>.rejected.<reason>    per parse-reject reason
 //! <prefix>.connections / .disconnects
 //! <prefix>.destinations.<host_port>.{sent,queued,dropped,requeued,failures}
-//! <prefix>.destinations.<host_port>.spool.{bytes,segments,oldestAgeSeconds,spooled,replayed}
+//! <prefix>.destinations.<host_port>.spool.{bytes,segments,oldestAgeSeconds,spooled,replayed,replayRate}
 //! ```
 //!
 //! Counters are cumulative, as carbon-c-relay sends them by default.
@@ -105,6 +105,7 @@ pub fn snapshot(relay: &Relay, prefix: &str) -> Vec<(String, f64)> {
                 format!("{node}.spool.replayed"),
                 st.replayed_lines.load(Relaxed) as f64,
             ));
+            out.push((format!("{node}.spool.replayRate"), st.replay_rate()));
         }
     }
     out
