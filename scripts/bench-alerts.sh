@@ -2,14 +2,15 @@
 # Alerting benchmarks (issue #3), on loopback:
 #  1. forwarding throughput and relay CPU per line with 0, 1,000 and
 #     100,000 live checks (scripts/gen-checks.py: mixed literal and
-#     wildcard patterns, ~1% of the payload matching), RUNS times each;
+#     wildcard patterns, ~1% of the payload matching), RUNS rounds,
+#     interleaved, with medians and per-round ratios at the end;
 #  2. alert latency: breaching line written -> webhook received, while
 #     forwarding a background load of RATE lines/s;
 #  3. memory per tracked series: 1,000,000 series through one check.
 #   scripts/bench-alerts.sh [RUNS] [LINES] [RATE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${1:-3}; LINES=${2:-40000000}; RATE=${3:-1000000}
+RUNS=${1:-5}; LINES=${2:-40000000}; RATE=${3:-1000000}
 W=/tmp/carbonwatch-bench; rm -rf "$W"; mkdir -p "$W"
 cargo build --release --quiet
 BIN=$PWD/target/release/carbonwatch
@@ -26,7 +27,25 @@ for r in $(seq "$RUNS"); do for n in 0 1000 100000; do
     start "$W/checks-$n.toml"
     echo "checks=$n $($BIN bench --target 127.0.0.1:32003 --sink 127.0.0.1:32103 --connections 4 --lines "$LINES" --watch-pid $PID)"
     stop
-done; done
+done; done | tee "$W/throughput.txt"
+# Medians per configuration, and each round's ratio to the no-check run
+# of the same round (the runs are interleaved, so a round shares the
+# machine's mood).
+python3 - "$W/throughput.txt" <<'PY'
+import re, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"checks=(\d+) .*rate=(\d+) .*relay_ns_per_line=(\d+)", line)
+    if m:
+        runs.setdefault(int(m[1]), []).append((int(m[2]), int(m[3])))
+base = runs[0]
+for n, rs in sorted(runs.items()):
+    ratios = [r / b for (r, _), (b, _) in zip(rs, base)]
+    print(f"checks={n}: median {statistics.median(r for r, _ in rs) / 1e6:.2f} M lines/s, "
+          f"median relay CPU {statistics.median(c for _, c in rs)} ns/line, "
+          f"per-round ratio to no checks: median {statistics.median(ratios):.2f} "
+          f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
+PY
 
 echo "## alert latency (background $RATE lines/s, 1000 probes)"
 sed "s|/tmp/carbonwatch-bench|$W|" config/bench/latency.toml > "$W/latency.toml"

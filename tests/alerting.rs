@@ -46,6 +46,29 @@ async fn send(app: &App, lines: &str) {
 }
 
 #[tokio::test]
+async fn a_breach_on_a_connection_that_stays_open_notifies() {
+    // A busy connection hands points to alerting in batches; when the
+    // client pauses, what it gathered goes at once, without waiting for
+    // the connection to close or for more lines.
+    let dir = tempfile::tempdir().unwrap();
+    let (sink, hook) = (Sink::start().await, Hook::start().await);
+    let checks = http_check("denied", "fw.*.denied", &hook, "");
+    let app = App::start(config(&dir.path().join("cw.db"), &sink, &checks))
+        .await
+        .unwrap();
+    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    s.write_all(b"fw.edge1.denied 50 1700000000\n")
+        .await
+        .unwrap();
+    let bodies = hook.wait(1).await;
+    assert_eq!(bodies[0]["alerts"][0]["target"], "fw.edge1.denied");
+    drop(s);
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_breach_on_the_stream_notifies_with_seyrens_payload() {
     let dir = tempfile::tempdir().unwrap();
     let (sink, hook) = (Sink::start().await, Hook::start().await);

@@ -987,7 +987,7 @@ mod tests {
         fn send(&self, name: &str, value: f64) {
             let mut cache = self.handle.tap.cache();
             cache.offer(name, value);
-            cache.flush();
+            cache.flush(true);
         }
 
         /// Lets the engine and the store writer run, advancing virtual time.

@@ -1,16 +1,26 @@
 //! The data path's view of alerting. A [`TapCache`] lives in each
 //! connection's dispatcher and answers "does any live check match this
-//! name?" from a per-name cache, so the usual cost per point is one hash
-//! lookup, and nothing at all while there are no live checks. Matching
-//! points are batched and handed to the engine once per read with
-//! `try_send`: forwarding never waits on alerting, and a full queue is
-//! counted in `alert_points_dropped`.
+//! name?" from a per-name cache, so the usual cost per point is hashing the
+//! name and reading one cache line, and nothing at all while there are no
+//! live checks. Matching points are batched and handed to the engine once
+//! per read with `try_send`: forwarding never waits on alerting, and a
+//! full queue is counted in `alert_points_dropped`.
+//!
+//! The cache ([`AnswerCache`]) is keyed by a 128-bit keyed hash of the
+//! name rather than the name itself: a table of names cost a second and
+//! third cache miss per point (the slot, then the string it points at),
+//! which `perf` showed as most of the alerting overhead on the data path.
+//! A wrong answer would need two names to agree on 126 bits of a hash
+//! seeded at random per process, which is far less likely than a memory
+//! error; and a false "matches" is harmless anyway, since the engine
+//! matches every point it gets against the checks again, by name.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use std::hash::BuildHasher;
+
 use arc_swap::ArcSwap;
-use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
 use crate::alert::index::PatternIndex;
@@ -63,8 +73,11 @@ impl AlertTap {
         TapCache {
             tap: self.clone(),
             index: self.index(),
-            names: FxHashMap::default(),
+            answers: AnswerCache::new(self.max_cached_names),
+            ahead: Default::default(),
+            turn: 0,
             pending: Vec::new(),
+            pending_since: None,
         }
     }
 }
@@ -74,29 +87,81 @@ impl AlertTap {
 pub struct TapCache {
     tap: Arc<AlertTap>,
     index: Arc<PatternIndex>,
-    names: FxHashMap<Box<str>, bool>,
+    answers: AnswerCache,
+    /// The names last prefetched (address and length in the listener's
+    /// buffer) with their keys, so that `offer` need not hash them again.
+    ahead: [(usize, usize, Key); 2],
+    turn: usize,
     pending: Vec<Point>,
+    /// When the oldest pending point arrived.
+    pending_since: Option<std::time::Instant>,
 }
 
+/// Points a TCP reader gathers before it hands them to the engine while
+/// its client keeps sending (it hands them over at once when the client
+/// pauses).
+pub const TAP_BATCH_POINTS: usize = 1024;
+/// How long a point may wait for its batch to fill: the most a busy
+/// connection adds to alert latency.
+pub const TAP_BATCH_MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
 impl TapCache {
+    /// Whether any live check is watching.
+    #[inline]
+    pub fn live(&self) -> bool {
+        !self.index.is_empty()
+    }
+
+    /// Starts loading the cache line for `raw_name`, the name of a line
+    /// that comes soon (the listener passes the next line's while it
+    /// parses this one): the load was most of alerting's cost per point
+    /// on the data path, and this hides it behind the parse.
+    ///
+    /// `offer` reuses the key when it gets a name at the same address and
+    /// length. That is only sound while the buffer holding it is not
+    /// written, so a listener calls [`TapCache::forget_prefetched`] before
+    /// it lets its buffer change.
+    #[inline]
+    pub fn prefetch(&mut self, raw_name: &[u8]) {
+        if self.index.is_empty() {
+            return;
+        }
+        let key = self.answers.key(raw_name);
+        self.answers.prefetch(key);
+        self.turn ^= 1;
+        self.ahead[self.turn] = (raw_name.as_ptr() as usize, raw_name.len(), key);
+    }
+
+    /// Drops the prefetched keys (their buffer is about to change).
+    #[inline]
+    pub fn forget_prefetched(&mut self) {
+        self.ahead = Default::default();
+    }
+
     /// Looks at one forwarded point.
     #[inline]
     pub fn offer(&mut self, name: &str, value: f64) {
         if self.index.is_empty() {
             return;
         }
-        let hit = match self.names.get(name) {
-            Some(&hit) => hit,
+        let at = (name.as_ptr() as usize, name.len());
+        // The line just prefetched is the next one; this one came before.
+        let key = match self.ahead[self.turn ^ 1] {
+            (p, n, k) if (p, n) == at && p != 0 => k,
+            _ => self.answers.key(name.as_bytes()),
+        };
+        let hit = match self.answers.get(key) {
+            Some(hit) => hit,
             None => {
                 let hit = self.index.is_match(name);
-                if self.names.len() >= self.tap.max_cached_names {
-                    self.names.clear();
-                }
-                self.names.insert(name.into(), hit);
+                self.answers.put(key, hit);
                 hit
             }
         };
         if hit {
+            if self.pending.is_empty() {
+                self.pending_since = Some(std::time::Instant::now());
+            }
             self.pending.push(Point {
                 name: name.into(),
                 value,
@@ -104,9 +169,22 @@ impl TapCache {
         }
     }
 
-    /// Hands pending points to the engine and picks up a new index.
-    pub fn flush(&mut self) {
-        if !self.pending.is_empty() {
+    /// Whether points wait to be handed to the engine.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Hands pending points to the engine (all of them, or only once there
+    /// are [`TAP_BATCH_POINTS`] or the oldest waited [`TAP_BATCH_MAX_WAIT`])
+    /// and picks up a new index.
+    pub fn flush(&mut self, all: bool) {
+        let due = all
+            || self.pending.len() >= TAP_BATCH_POINTS
+            || self
+                .pending_since
+                .is_some_and(|t| t.elapsed() >= TAP_BATCH_MAX_WAIT);
+        if due && !self.pending.is_empty() {
+            self.pending_since = None;
             let batch = std::mem::take(&mut self.pending);
             let n = batch.len() as u64;
             match self.tap.tx.try_send(batch) {
@@ -117,7 +195,217 @@ impl TapCache {
         let current = self.tap.index.load();
         if current.generation() != self.index.generation() {
             self.index = current.clone();
-            self.names.clear();
+            self.answers.clear();
         }
+    }
+}
+
+/// Ways per bucket: four 16-byte entries fill one 64-byte cache line.
+const WAYS: usize = 4;
+/// Buckets a cache starts with (64 KiB); it doubles as names arrive.
+const MIN_BUCKETS: usize = 1024;
+
+/// One entry: `tag` is the first hash word (never 0, so 0 is empty), and
+/// `check` the second with its low bit replaced by the answer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    tag: u64,
+    check: u64,
+}
+
+/// One cache line of entries.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct Bucket([Entry; WAYS]);
+
+/// A cache of match answers keyed by a 128-bit keyed hash of the metric
+/// name (see the module comment for why not the name). Each key has two
+/// candidate buckets of four ways, so a table three-quarters full still
+/// has room for nearly every name; it doubles, keeping its entries, when
+/// it gets that full, up to its size limit, and past that evicts.
+#[derive(Debug)]
+pub struct AnswerCache {
+    buckets: Vec<Bucket>,
+    len: usize,
+    max_buckets: usize,
+    seeds: (foldhash::fast::RandomState, foldhash::fast::RandomState),
+}
+
+/// A name's hash: the entry tag and the check word, answer bit cleared.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Key(u64, u64);
+
+impl AnswerCache {
+    /// A cache that grows to hold about `max_names` answers.
+    pub fn new(max_names: usize) -> Self {
+        let max_buckets = (max_names / WAYS).next_power_of_two().max(MIN_BUCKETS);
+        AnswerCache {
+            buckets: vec![Bucket::default(); MIN_BUCKETS],
+            len: 0,
+            max_buckets,
+            seeds: Default::default(),
+        }
+    }
+
+    /// The key of `name`.
+    #[inline]
+    pub fn key(&self, name: &[u8]) -> Key {
+        Key(
+            self.seeds.0.hash_one(name) | 1,
+            self.seeds.1.hash_one(name) & !1,
+        )
+    }
+
+    /// The two buckets `k` may live in.
+    #[inline]
+    fn buckets_of(&self, k: Key) -> [usize; 2] {
+        let mask = self.buckets.len() - 1;
+        [(k.0 >> 32) as usize & mask, (k.1 >> 32) as usize & mask]
+    }
+
+    /// Hints the CPU to load `k`'s buckets.
+    #[inline]
+    pub fn prefetch(&self, k: Key) {
+        #[cfg(target_arch = "x86_64")]
+        for b in self.buckets_of(k) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let p: *const Bucket = &self.buckets[b];
+            // SAFETY: a prefetch is only a hint; it never faults, and `p`
+            // points into the table anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
+        }
+    }
+
+    /// The cached answer for `k`, if any.
+    #[inline]
+    pub fn get(&self, k: Key) -> Option<bool> {
+        self.buckets_of(k).into_iter().find_map(|b| {
+            self.buckets[b]
+                .0
+                .iter()
+                .find(|e| e.tag == k.0 && e.check & !1 == k.1)
+                .map(|e| e.check & 1 == 1)
+        })
+    }
+
+    /// Stores the answer for `k`.
+    pub fn put(&mut self, k: Key, hit: bool) {
+        if self.len >= self.buckets.len() * WAYS / 4 * 3 {
+            self.try_grow();
+        }
+        let entry = Entry {
+            tag: k.0,
+            check: k.1 | u64::from(hit),
+        };
+        while !self.place(entry) {
+            if !self.try_grow() {
+                // Both buckets full at the size limit: evict one way.
+                let [b, _] = self.buckets_of(k);
+                self.buckets[b].0[(k.1 >> 8) as usize % WAYS] = entry;
+                return;
+            }
+        }
+    }
+
+    /// Puts `e` in a free way of one of its buckets; false if both are full.
+    fn place(&mut self, e: Entry) -> bool {
+        for b in self.buckets_of(Key(e.tag, e.check & !1)) {
+            if let Some(slot) = self.buckets[b].0.iter_mut().find(|s| s.tag == 0) {
+                *slot = e;
+                self.len += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Doubles the table below its size limit, keeping every entry (its
+    /// buckets follow from its key); false at the limit.
+    fn try_grow(&mut self) -> bool {
+        if self.buckets.len() >= self.max_buckets {
+            return false;
+        }
+        let doubled = vec![Bucket::default(); self.buckets.len() * 2];
+        let old = std::mem::replace(&mut self.buckets, doubled);
+        self.len = 0;
+        for e in old.iter().flat_map(|b| b.0).filter(|e| e.tag != 0) {
+            self.place(e);
+        }
+        true
+    }
+
+    /// Forgets every answer (the checks changed).
+    pub fn clear(&mut self) {
+        self.buckets.fill(Bucket::default());
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_kept_per_name_and_survive_growth() {
+        let mut c = AnswerCache::new(1 << 20);
+        let names: Vec<String> = (0..50_000).map(|i| format!("a.b{i}.c")).collect();
+        for (i, n) in names.iter().enumerate() {
+            let k = c.key(n.as_bytes());
+            assert_eq!(c.get(k), None, "{n} not cached yet");
+            c.put(k, i % 7 == 0);
+        }
+        // The table grew as the names came in, and kept every answer.
+        assert!(c.buckets.len() > MIN_BUCKETS);
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(c.get(c.key(n.as_bytes())), Some(i % 7 == 0), "{n}");
+        }
+        assert_eq!(c.len, names.len());
+        c.clear();
+        assert!(names.iter().all(|n| c.get(c.key(n.as_bytes())).is_none()));
+    }
+
+    #[test]
+    fn a_busy_reader_hands_points_over_in_batches() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let tap = Arc::new(AlertTap::new(tx, 1000));
+        tap.publish(Arc::new(PatternIndex::build([(0, "a.*")], 1).0));
+        let mut c = tap.cache();
+        c.flush(false); // picks up the index
+        c.offer("a.b", 1.0);
+        c.offer("x.y", 1.0);
+        c.flush(false);
+        assert!(rx.try_recv().is_err(), "one point waits for more");
+        assert!(c.has_pending());
+        for _ in 1..TAP_BATCH_POINTS {
+            c.offer("a.b", 2.0);
+        }
+        c.flush(false);
+        assert_eq!(
+            rx.try_recv().unwrap().len(),
+            TAP_BATCH_POINTS,
+            "a full batch goes"
+        );
+        c.offer("a.c", 3.0);
+        c.flush(true);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            vec![Point {
+                name: "a.c".into(),
+                value: 3.0
+            }]
+        );
+        assert!(!c.has_pending());
+    }
+
+    #[test]
+    fn a_small_cache_stays_small_and_answers_right() {
+        let mut c = AnswerCache::new(100);
+        for i in 0..100_000 {
+            let n = format!("x.{i}");
+            let k = c.key(n.as_bytes());
+            c.put(k, i % 2 == 0);
+            assert_eq!(c.get(k), Some(i % 2 == 0));
+        }
+        assert_eq!(c.buckets.len(), MIN_BUCKETS);
     }
 }

@@ -43,9 +43,18 @@ impl Decoder for PlaintextDecoder {
         };
         let mut start = 0;
         let mut stopped_early = false;
+        let alerting = out.alerting_live();
         while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
             let line = &buf[start..start + nl];
             start += nl + 1;
+            // The next line's name, up to its first space, for alerting's
+            // cache to load while this line is parsed.
+            if alerting {
+                let next = &buf[start..buf.len().min(start + 256)];
+                if let Some(sp) = memchr::memchr(b' ', next) {
+                    out.prefetch(&next[..sp]);
+                }
+            }
             if std::mem::take(&mut self.skipping) {
                 continue;
             }
@@ -54,6 +63,7 @@ impl Decoder for PlaintextDecoder {
                 break;
             }
         }
+        out.forget_prefetched();
         buf.advance(start);
         if !stopped_early && !self.skipping && buf.len() > self.max_line_bytes {
             // An unterminated line already past the limit: count it once and

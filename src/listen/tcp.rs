@@ -115,9 +115,25 @@ async fn serve<D: Decoder>(
         if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 4 {
             buf.reserve(READ_CHUNK_BYTES);
         }
-        let read = tokio::select! {
-            _ = token.cancelled() => break,
-            r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => r,
+        // Under load the next read is ready at once, and alerting's points
+        // wait for a fuller batch; when the client pauses, they go now.
+        let ready = if dispatcher.alert_points_pending() {
+            match stream.try_read_buf(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    dispatcher.flush_alerts();
+                    None
+                }
+                r => Some(Ok(r)),
+            }
+        } else {
+            None
+        };
+        let read = match ready {
+            Some(r) => r,
+            None => tokio::select! {
+                _ = token.cancelled() => break,
+                r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => r,
+            },
         };
         match read {
             Ok(Ok(0)) => {

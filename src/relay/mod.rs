@@ -205,6 +205,17 @@ impl Relay {
     }
 }
 
+/// When a flush hands alerting its points.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AlertFlush {
+    /// Now.
+    All,
+    /// Once the batch is large or old enough: every hand-over may wake
+    /// the engine's thread, and one wake-up per read cost more CPU than
+    /// everything else alerting does on the data path.
+    WhenDue,
+}
+
 /// Routes metrics and batches their lines per destination. One per
 /// connection, so the hot path takes no lock.
 #[derive(Debug)]
@@ -222,6 +233,31 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Whether any live check is watching the stream.
+    #[inline]
+    pub fn alerting_live(&self) -> bool {
+        self.tap.as_ref().is_some_and(TapCache::live)
+    }
+
+    /// Tells alerting the raw name of a line about to be parsed, so its
+    /// cache entry is loading meanwhile (see `TapCache::prefetch`): the
+    /// bytes must stay unchanged until [`Dispatcher::forget_prefetched`].
+    #[inline]
+    pub fn prefetch(&mut self, raw_name: &[u8]) {
+        if let Some(tap) = &mut self.tap {
+            tap.prefetch(raw_name);
+        }
+    }
+
+    /// Ends the prefetches of [`Dispatcher::prefetch`]; call it before
+    /// the buffer they point into changes.
+    #[inline]
+    pub fn forget_prefetched(&mut self) {
+        if let Some(tap) = &mut self.tap {
+            tap.forget_prefetched();
+        }
+    }
+
     /// Routes one metric. Returns true when a pending batch is large enough
     /// that the caller should flush.
     pub fn dispatch(&mut self, m: &Metric<'_>) -> bool {
@@ -300,7 +336,7 @@ impl Dispatcher {
                 WhenFull::DropOldest => self.evict_into(&dest, b),
             }
         }
-        self.finish_flush();
+        self.finish_flush(AlertFlush::WhenDue);
     }
 
     /// Hands pending batches to their queues without waiting; a batch that
@@ -322,7 +358,7 @@ impl Dispatcher {
                 WhenFull::DropOldest => self.evict_into(&dest, b),
             }
         }
-        self.finish_flush();
+        self.finish_flush(AlertFlush::All);
     }
 
     /// The last flush of a closing connection: never waits, never drops
@@ -335,7 +371,7 @@ impl Dispatcher {
                 dest.queue.push_overflow(b);
             }
         }
-        self.finish_flush();
+        self.finish_flush(AlertFlush::All);
     }
 
     /// Queues a batch if there is room, else spools it if the spool takes
@@ -375,12 +411,26 @@ impl Dispatcher {
     }
 
     /// Publishes counts and picks up a reloaded table.
-    fn finish_flush(&mut self) {
+    fn finish_flush(&mut self, alerts: AlertFlush) {
         self.counts.flush_into(&self.relay.stats);
         if let Some(tap) = &mut self.tap {
-            tap.flush();
+            tap.flush(alerts == AlertFlush::All);
         }
         self.refresh();
+    }
+
+    /// Whether points for alerting wait in this dispatcher.
+    pub fn alert_points_pending(&self) -> bool {
+        self.tap.as_ref().is_some_and(TapCache::has_pending)
+    }
+
+    /// Hands every waiting point to alerting now. A TCP reader calls this
+    /// when its client pauses; [`Dispatcher::flush`] holds small batches
+    /// back while reads keep coming.
+    pub fn flush_alerts(&mut self) {
+        if let Some(tap) = &mut self.tap {
+            tap.flush(true);
+        }
     }
 
     /// Switches to a reloaded table. Listeners call this before each read's
