@@ -39,6 +39,21 @@ fn each_once(lines: &[String], n: usize) {
     }
 }
 
+/// Sends lines `0..n` from a task, one write per line, so that a test can
+/// watch the client being held back.
+fn send_line_by_line(app: &App, n: usize) -> tokio::task::JoinHandle<()> {
+    let target = app.plaintext_tcp.unwrap();
+    tokio::spawn(async move {
+        let mut s = TcpStream::connect(target).await.unwrap();
+        for i in 0..n {
+            s.write_all(format!("{}\n", line(i)).as_bytes())
+                .await
+                .unwrap();
+        }
+        s.shutdown().await.unwrap();
+    })
+}
+
 async fn send(app: &App, from: usize, to: usize) {
     let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
         .await
@@ -284,16 +299,7 @@ async fn a_full_spool_holds_the_clients_back_and_loses_nothing() {
     let cfg = body(&dest, dir.path())
         + "queue_max_lines = 2000\nqueue_max_bytes = 131072\nspool_max_bytes_per_destination = 262144\n";
     let app = App::start(config(&cfg)).await.unwrap();
-    let target = app.plaintext_tcp.unwrap();
-    let sender = tokio::spawn(async move {
-        let mut s = TcpStream::connect(target).await.unwrap();
-        for i in 0..60_000 {
-            s.write_all(format!("{}\n", line(i)).as_bytes())
-                .await
-                .unwrap();
-        }
-        s.shutdown().await.unwrap();
-    });
+    let sender = send_line_by_line(&app, 60_000);
     let relay = app.relay.clone();
     let d = relay.destinations()[0].clone();
     // The spool fills to its cap...
@@ -380,16 +386,7 @@ async fn a_failing_spool_disk_falls_back_to_backpressure_and_loses_nothing() {
     let app = App::start(config(&cfg)).await.unwrap();
     // The spool's directory disappears: every spool write now fails.
     std::fs::remove_dir_all(dir.path()).unwrap();
-    let target = app.plaintext_tcp.unwrap();
-    let sender = tokio::spawn(async move {
-        let mut s = TcpStream::connect(target).await.unwrap();
-        for i in 0..30_000 {
-            s.write_all(format!("{}\n", line(i)).as_bytes())
-                .await
-                .unwrap();
-        }
-        s.shutdown().await.unwrap();
-    });
+    let sender = send_line_by_line(&app, 30_000);
     let relay = app.relay.clone();
     let d = relay.destinations()[0].clone();
     wait_until(Duration::from_secs(30), || {
@@ -465,6 +462,30 @@ impl CountingSink {
     }
 }
 
+/// Sends lines `big.m* i ts` for every `i` in `range` from a task, in
+/// 1 MiB writes; the task returns when it finished.
+fn send_big(
+    app: &App,
+    range: std::ops::Range<usize>,
+) -> tokio::task::JoinHandle<std::time::Instant> {
+    let target = app.plaintext_tcp.unwrap();
+    tokio::spawn(async move {
+        let mut s = TcpStream::connect(target).await.unwrap();
+        let mut buf = Vec::with_capacity(1 << 20);
+        for i in range {
+            use std::io::Write;
+            writeln!(buf, "big.m{} {i} 1700000000", i % 1000).unwrap();
+            if buf.len() >= 1 << 20 {
+                s.write_all(&buf).await.unwrap();
+                buf.clear();
+            }
+        }
+        s.write_all(&buf).await.unwrap();
+        s.shutdown().await.unwrap();
+        std::time::Instant::now()
+    })
+}
+
 #[tokio::test]
 async fn a_one_gib_spool_is_replayed_after_a_restart() {
     const LINES: usize = 38_000_000; // just over 1 GiB of spool records
@@ -475,24 +496,9 @@ async fn a_one_gib_spool_is_replayed_after_a_restart() {
         + "queue_max_lines = 2000\nqueue_max_bytes = 131072\nspool_max_bytes_per_destination = 2147483648\n";
     let app = App::start(config(&cfg)).await.unwrap();
     let started = std::time::Instant::now();
-    let target = app.plaintext_tcp.unwrap();
-    let mut senders = Vec::new();
-    for part in 0..2 {
-        senders.push(tokio::spawn(async move {
-            let mut s = TcpStream::connect(target).await.unwrap();
-            let mut buf = Vec::with_capacity(1 << 20);
-            for i in (part * LINES / 2)..((part + 1) * LINES / 2) {
-                use std::io::Write;
-                writeln!(buf, "big.m{} {i} 1700000000", i % 1000).unwrap();
-                if buf.len() >= 1 << 20 {
-                    s.write_all(&buf).await.unwrap();
-                    buf.clear();
-                }
-            }
-            s.write_all(&buf).await.unwrap();
-            s.shutdown().await.unwrap();
-        }));
-    }
+    let senders: Vec<_> = (0..2)
+        .map(|part| send_big(&app, (part * LINES / 2)..((part + 1) * LINES / 2)))
+        .collect();
     for s in senders {
         s.await.unwrap();
     }
@@ -519,22 +525,7 @@ async fn a_one_gib_spool_is_replayed_after_a_restart() {
     let sink = CountingSink::start(listener, LINES + NEW).await;
     let started = std::time::Instant::now();
     let app = App::start(config(&cfg)).await.unwrap();
-    let target = app.plaintext_tcp.unwrap();
-    let new_data = tokio::spawn(async move {
-        let mut s = TcpStream::connect(target).await.unwrap();
-        let mut buf = Vec::with_capacity(1 << 20);
-        for i in LINES..LINES + NEW {
-            use std::io::Write;
-            writeln!(buf, "big.m{} {i} 1700000000", i % 1000).unwrap();
-            if buf.len() >= 1 << 20 {
-                s.write_all(&buf).await.unwrap();
-                buf.clear();
-            }
-        }
-        s.write_all(&buf).await.unwrap();
-        s.shutdown().await.unwrap();
-        std::time::Instant::now()
-    });
+    let new_data = send_big(&app, LINES..LINES + NEW);
     wait_until(Duration::from_secs(300), || {
         sink.counts().0 >= (LINES + NEW) as u64
     })

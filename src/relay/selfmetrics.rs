@@ -80,33 +80,26 @@ pub fn snapshot(relay: &Relay, prefix: &str) -> Vec<(String, f64)> {
             d.spec.address().replace(['.', ':'], "_")
         );
         let st = &d.stats;
-        out.push((format!("{node}.sent"), st.sent_lines.load(Relaxed) as f64));
-        out.push((format!("{node}.queued"), d.queue.lines() as f64));
-        out.push((
-            format!("{node}.dropped"),
-            st.dropped_lines.load(Relaxed) as f64,
-        ));
-        out.push((
-            format!("{node}.requeued"),
-            st.requeued_lines.load(Relaxed) as f64,
-        ));
-        out.push((format!("{node}.failures"), st.failures.load(Relaxed) as f64));
+        let count = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed) as f64;
+        let mut values = vec![
+            ("sent", count(&st.sent_lines)),
+            ("queued", d.queue.lines() as f64),
+            ("dropped", count(&st.dropped_lines)),
+            ("requeued", count(&st.requeued_lines)),
+            ("failures", count(&st.failures)),
+        ];
         if let Some(spool) = &d.spool {
             let sp = spool.lock().unwrap_or_else(|p| p.into_inner());
-            let age = sp.oldest_age_secs();
-            out.push((format!("{node}.spool.bytes"), sp.bytes() as f64));
-            out.push((format!("{node}.spool.segments"), sp.segments() as f64));
-            out.push((format!("{node}.spool.oldestAgeSeconds"), age));
-            out.push((
-                format!("{node}.spool.spooled"),
-                st.spooled_lines.load(Relaxed) as f64,
-            ));
-            out.push((
-                format!("{node}.spool.replayed"),
-                st.replayed_lines.load(Relaxed) as f64,
-            ));
-            out.push((format!("{node}.spool.replayRate"), st.replay_rate()));
+            values.extend([
+                ("spool.bytes", sp.bytes() as f64),
+                ("spool.segments", sp.segments() as f64),
+                ("spool.oldestAgeSeconds", sp.oldest_age_secs()),
+                ("spool.spooled", count(&st.spooled_lines)),
+                ("spool.replayed", count(&st.replayed_lines)),
+                ("spool.replayRate", st.replay_rate()),
+            ]);
         }
+        out.extend(values.into_iter().map(|(k, v)| (format!("{node}.{k}"), v)));
     }
     out
 }
