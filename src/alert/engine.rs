@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 use crate::alert::eval::{check_state, SeriesState, Transition};
 use crate::alert::index::{PatternIndex, Slot};
 use crate::alert::model::{new_id, Alert, AlertType, Check};
-use crate::alert::tap::{AlertTap, Point};
+use crate::alert::tap::{AlertTap, Points};
 use crate::notify::outbox::Outbox;
 use crate::notify::{schedule, Notifiers, NotifyConfig, SmtpConfig};
 use crate::store::{Batch, NewNotification, Notification, NotificationKind, Store, StoreError};
@@ -349,7 +349,7 @@ struct Engine {
     slots: Vec<Option<CheckRt>>,
     by_id: HashMap<String, Slot>,
     index: Arc<PatternIndex>,
-    names: FxHashMap<Box<str>, Box<[Slot]>>,
+    names: FxHashMap<Box<str>, Arc<[Slot]>>,
     tap: Arc<AlertTap>,
     store: Arc<dyn Store>,
     to_store: mpsc::Sender<Batch>,
@@ -572,7 +572,7 @@ impl Engine {
 
     async fn run(
         mut self,
-        mut points: mpsc::Receiver<Vec<Point>>,
+        mut points: mpsc::Receiver<Points>,
         mut commands: mpsc::Receiver<Command>,
         token: CancellationToken,
     ) {
@@ -583,13 +583,13 @@ impl Engine {
                 _ = token.cancelled() => break,
                 Some(batch) = points.recv() => {
                     let now = self.clock.now_ms();
-                    for p in batch {
-                        self.evaluate(&p, now);
+                    for (name, value) in batch.iter() {
+                        self.evaluate(name, value, now);
                     }
                     // Take whatever else is already queued in the same step.
                     while let Ok(batch) = points.try_recv() {
-                        for p in batch {
-                            self.evaluate(&p, now);
+                        for (name, value) in batch.iter() {
+                            self.evaluate(name, value, now);
                         }
                     }
                 }
@@ -604,22 +604,22 @@ impl Engine {
         self.finish_step().await;
     }
 
-    fn evaluate(&mut self, p: &Point, now: i64) {
-        let slots = match self.names.get(&p.name) {
+    fn evaluate(&mut self, name: &str, value: f64, now: i64) {
+        let slots = match self.names.get(name) {
             Some(s) => s.clone(),
             None => {
                 let mut out = Vec::new();
-                self.index.matches(&p.name, &mut out);
-                let s: Box<[Slot]> = out.into();
+                self.index.matches(name, &mut out);
+                let s: Arc<[Slot]> = out.into();
                 if self.names.len() >= self.cfg.max_cached_names {
                     self.names.clear();
                 }
-                self.names.insert(p.name.clone(), s.clone());
+                self.names.insert(name.into(), s.clone());
                 s
             }
         };
         for &slot in slots.iter() {
-            self.observe(slot, &p.name, p.value, now, true);
+            self.observe(slot, name, value, now, true);
         }
     }
 
@@ -648,7 +648,9 @@ impl Engine {
         rt.remember(name, now, value);
         let series = rt.series.get_mut(name).expect("inserted above");
         series.live_seen |= live;
-        if let Some(t) = series.observe(&rt.check, value, now) {
+        let changed = series.observe(&rt.check, value, now);
+        let state = series.state;
+        if let Some(t) = changed {
             series.last_notified_ms = Some(now);
             let saved = series.clone();
             Self::transition(
@@ -663,7 +665,7 @@ impl Engine {
             );
             self.stats.transitions.fetch_add(1, Relaxed);
         }
-        rt.series.get(name).map(|s| s.state)
+        Some(state)
     }
 
     #[allow(clippy::too_many_arguments)]
