@@ -988,7 +988,7 @@ mod tests {
     impl Rig {
         fn send(&self, name: &str, value: f64) {
             let mut cache = self.handle.tap.cache();
-            cache.offer(name, value);
+            cache.offer(name, None, value);
             cache.flush(true);
         }
 

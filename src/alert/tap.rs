@@ -113,8 +113,6 @@ impl AlertTap {
             tap: self.clone(),
             index: self.index(),
             answers: AnswerCache::new(self.max_cached_names),
-            ahead: Default::default(),
-            turn: 0,
             pending: Points::default(),
             pending_since: None,
         }
@@ -127,10 +125,6 @@ pub struct TapCache {
     tap: Arc<AlertTap>,
     index: Arc<PatternIndex>,
     answers: AnswerCache,
-    /// The names last prefetched (address and length in the listener's
-    /// buffer) with their keys, so that `offer` need not hash them again.
-    ahead: [(usize, usize, Key); 2],
-    turn: usize,
     pending: Points,
     /// When the oldest pending point arrived.
     pending_since: Option<std::time::Instant>,
@@ -151,44 +145,29 @@ impl TapCache {
         !self.index.is_empty()
     }
 
-    /// Starts loading the cache line for `raw_name`, the name of a line
-    /// that comes soon (the listener passes the next line's while it
-    /// parses this one): the load was most of alerting's cost per point
-    /// on the data path, and this hides it behind the parse.
-    ///
-    /// `offer` reuses the key when it gets a name at the same address and
-    /// length. That is only sound while the buffer holding it is not
-    /// written, so a listener calls [`TapCache::forget_prefetched`] before
-    /// it lets its buffer change.
+    /// Hashes `name` and starts loading its cache line, for a point the
+    /// caller offers soon with the key returned (the plaintext reader
+    /// parses a few lines ahead): the load was most of alerting's cost per
+    /// point on the data path, and this hides it behind the parsing.
+    /// `None` while no live check is watching.
     #[inline]
-    pub fn prefetch(&mut self, raw_name: &[u8]) {
+    pub fn prefetch(&self, name: &str) -> Option<Key> {
         if self.index.is_empty() {
-            return;
+            return None;
         }
-        let key = self.answers.key(raw_name);
+        let key = self.answers.key(name.as_bytes());
         self.answers.prefetch(key);
-        self.turn ^= 1;
-        self.ahead[self.turn] = (raw_name.as_ptr() as usize, raw_name.len(), key);
+        Some(key)
     }
 
-    /// Drops the prefetched keys (their buffer is about to change).
+    /// Looks at one forwarded point; `key` is its name's, if
+    /// [`TapCache::prefetch`] computed it.
     #[inline]
-    pub fn forget_prefetched(&mut self) {
-        self.ahead = Default::default();
-    }
-
-    /// Looks at one forwarded point.
-    #[inline]
-    pub fn offer(&mut self, name: &str, value: f64) {
+    pub fn offer(&mut self, name: &str, key: Option<Key>, value: f64) {
         if self.index.is_empty() {
             return;
         }
-        let at = (name.as_ptr() as usize, name.len());
-        // The line just prefetched is the next one; this one came before.
-        let key = match self.ahead[self.turn ^ 1] {
-            (p, n, k) if (p, n) == at && p != 0 => k,
-            _ => self.answers.key(name.as_bytes()),
-        };
+        let key = key.unwrap_or_else(|| self.answers.key(name.as_bytes()));
         let hit = match self.answers.get(key) {
             Some(hit) => hit,
             None => {
@@ -368,31 +347,52 @@ impl AnswerCache {
         }
     }
 
-    /// Puts `e` in a free way of one of its buckets; false if both are full.
+    /// Puts `e` in the emptier of its buckets; false if both are full.
+    /// Taking the emptier one, not the first with room, is what keeps
+    /// both from filling up at three-quarters load.
     fn place(&mut self, e: Entry) -> bool {
-        for b in self.buckets_of(Key(e.tag, e.check & !1)) {
-            if let Some(slot) = self.buckets[b].0.iter_mut().find(|s| s.tag == 0) {
+        let free = |b: &Bucket| b.0.iter().filter(|s| s.tag == 0).count();
+        let [a, b] = self.buckets_of(Key(e.tag, e.check & !1));
+        let target = if free(&self.buckets[a]) >= free(&self.buckets[b]) {
+            a
+        } else {
+            b
+        };
+        match self.buckets[target].0.iter_mut().find(|s| s.tag == 0) {
+            Some(slot) => {
                 *slot = e;
                 self.len += 1;
-                return true;
+                true
             }
+            None => false,
         }
-        false
     }
 
     /// Doubles the table below its size limit, keeping every entry (its
-    /// buckets follow from its key); false at the limit.
+    /// buckets follow from its key): should one not fit, it doubles again.
+    /// False at the limit.
     fn try_grow(&mut self) -> bool {
         if self.buckets.len() >= self.max_buckets {
             return false;
         }
-        let doubled = vec![Bucket::default(); self.buckets.len() * 2];
-        let old = std::mem::replace(&mut self.buckets, doubled);
-        self.len = 0;
-        for e in old.iter().flat_map(|b| b.0).filter(|e| e.tag != 0) {
-            self.place(e);
+        let entries: Vec<Entry> = self
+            .buckets
+            .iter()
+            .flat_map(|b| b.0)
+            .filter(|e| e.tag != 0)
+            .collect();
+        loop {
+            self.buckets = vec![Bucket::default(); self.buckets.len() * 2];
+            self.len = 0;
+            let mut all = true;
+            for &e in &entries {
+                all &= self.place(e);
+            }
+            // At the limit, what did not fit is forgotten: it is a cache.
+            if all || self.buckets.len() >= self.max_buckets {
+                return true;
+            }
         }
-        true
     }
 
     /// Forgets every answer (the checks changed).
@@ -408,6 +408,13 @@ mod tests {
 
     #[test]
     fn answers_are_kept_per_name_and_survive_growth() {
+        // Each cache has its own secret, so each round places differently.
+        for _ in 0..20 {
+            cache_round();
+        }
+    }
+
+    fn cache_round() {
         let mut c = AnswerCache::new(1 << 20);
         let names: Vec<String> = (0..50_000).map(|i| format!("a.b{i}.c")).collect();
         for (i, n) in names.iter().enumerate() {
@@ -415,8 +422,12 @@ mod tests {
             assert_eq!(c.get(k), None, "{n} not cached yet");
             c.put(k, i % 7 == 0);
         }
-        // The table grew as the names came in, and kept every answer.
+        // The table grew as the names came in, and kept every answer. Its
+        // load limit asks for 32,768 buckets (16,384 hold 49,152 names at
+        // three-quarters); one full pair of buckets near that load may
+        // double it once more, but no further.
         assert!(c.buckets.len() > MIN_BUCKETS);
+        assert!(c.buckets.len() <= 65_536, "{} buckets", c.buckets.len());
         for (i, n) in names.iter().enumerate() {
             assert_eq!(c.get(c.key(n.as_bytes())), Some(i % 7 == 0), "{n}");
         }
@@ -432,13 +443,13 @@ mod tests {
         tap.publish(Arc::new(PatternIndex::build([(0, "a.*")], 1).0));
         let mut c = tap.cache();
         c.flush(false); // picks up the index
-        c.offer("a.b", 1.0);
-        c.offer("x.y", 1.0);
+        c.offer("a.b", None, 1.0);
+        c.offer("x.y", None, 1.0);
         c.flush(false);
         assert!(rx.try_recv().is_err(), "one point waits for more");
         assert!(c.has_pending());
         for _ in 1..TAP_BATCH_POINTS {
-            c.offer("a.b", 2.0);
+            c.offer("a.b", None, 2.0);
         }
         c.flush(false);
         assert_eq!(
@@ -446,7 +457,7 @@ mod tests {
             TAP_BATCH_POINTS,
             "a full batch goes"
         );
-        c.offer("a.c", 3.0);
+        c.offer("a.c", None, 3.0);
         c.flush(true);
         let last = rx.try_recv().unwrap();
         assert_eq!(last.iter().collect::<Vec<_>>(), [("a.c", 3.0)]);

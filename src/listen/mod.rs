@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use crate::codec::{parse_line, ParseOptions, Reject};
+use crate::codec::{parse_line, Metric, ParseOptions, Reject};
 use crate::config::ListenConfig;
 use crate::relay::{Dispatcher, Relay};
 
@@ -67,6 +67,23 @@ pub(crate) fn take_line(
     peer: &str,
     sampler: &RejectSampler,
 ) -> bool {
+    match parse_counted(line, max_line_bytes, opts, out, peer, sampler) {
+        Some(m) => out.dispatch(&m),
+        None => false,
+    }
+}
+
+/// Enforces `max_line_bytes` and parses: a metric is counted as received,
+/// a rejection is counted and sampled.
+#[inline]
+pub(crate) fn parse_counted<'a>(
+    line: &'a [u8],
+    max_line_bytes: usize,
+    opts: &ParseOptions,
+    out: &mut Dispatcher,
+    peer: &str,
+    sampler: &RejectSampler,
+) -> Option<Metric<'a>> {
     let parsed = if line.len() > max_line_bytes {
         Err(Reject::TooLong)
     } else {
@@ -75,12 +92,12 @@ pub(crate) fn take_line(
     match parsed {
         Ok(m) => {
             out.counts.received += 1;
-            out.dispatch(&m)
+            Some(m)
         }
         Err(r) => {
             out.counts.rejected[r.index()] += 1;
             sampler.sample(peer, r, line);
-            false
+            None
         }
     }
 }

@@ -5,8 +5,11 @@ use bytes::{Buf, BytesMut};
 use crate::codec::{ParseOptions, Reject};
 use crate::config::ListenConfig;
 use crate::listen::tcp::{Decoder, TcpListener};
-use crate::listen::{take_line, RejectSampler};
+use crate::listen::{parse_counted, RejectSampler};
 use crate::relay::Dispatcher;
+
+/// Lines parsed ahead of dispatch while alerting is live.
+const PARSE_AHEAD: usize = 8;
 
 /// The plaintext TCP listener (carbon's port 2003).
 pub type PlaintextTcpListener = TcpListener<PlaintextDecoder>;
@@ -43,27 +46,40 @@ impl Decoder for PlaintextDecoder {
         };
         let mut start = 0;
         let mut stopped_early = false;
-        let alerting = out.alerting_live();
-        while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
-            let line = &buf[start..start + nl];
-            start += nl + 1;
-            // The next line's name, up to its first space, for alerting's
-            // cache to load while this line is parsed.
-            if alerting {
-                let next = &buf[start..buf.len().min(start + 256)];
-                if let Some(sp) = memchr::memchr(b' ', next) {
-                    out.prefetch(&next[..sp]);
-                }
-            }
-            if std::mem::take(&mut self.skipping) {
-                continue;
-            }
-            if take_line(line, self.max_line_bytes, &opts, out, peer, sampler) {
-                stopped_early = true;
-                break;
+        if self.skipping {
+            // The rest of an over-long line, up to its `\n`.
+            if let Some(nl) = memchr::memchr(b'\n', buf) {
+                start = nl + 1;
+                self.skipping = false;
             }
         }
-        out.forget_prefetched();
+        // While alerting is live, a few lines are parsed before any is
+        // dispatched, so the cache lines alerting needs for their names
+        // load meanwhile (one line ahead hid too little of a miss).
+        let ahead = if out.alerting_live() { PARSE_AHEAD } else { 1 };
+        let mut parsed = Vec::with_capacity(ahead);
+        let mut more = !self.skipping;
+        while more && !stopped_early {
+            while parsed.len() < ahead {
+                let Some(nl) = memchr::memchr(b'\n', &buf[start..]) else {
+                    more = false;
+                    break;
+                };
+                let line = &buf[start..start + nl];
+                start += nl + 1;
+                if let Some(m) = parse_counted(line, self.max_line_bytes, &opts, out, peer, sampler)
+                {
+                    let key = out.prefetch(&m.name);
+                    parsed.push((m, key));
+                }
+            }
+            // A flush request is honoured once the lines parsed are
+            // dispatched: a batch a few lines over its size is harmless.
+            for (m, key) in parsed.drain(..) {
+                stopped_early |= out.dispatch_prefetched(&m, key);
+            }
+        }
+        drop(parsed);
         buf.advance(start);
         if !stopped_early && !self.skipping && buf.len() > self.max_line_bytes {
             // An unterminated line already past the limit: count it once and
@@ -83,5 +99,81 @@ impl Decoder for PlaintextDecoder {
             out.counts.rejected[Reject::Unterminated.index()] += 1;
         }
         buf.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::alert::index::PatternIndex;
+    use crate::alert::tap::AlertTap;
+    use crate::config::Config;
+    use crate::relay::Relay;
+    use crate::stats::Stats;
+
+    /// Parsing ahead for alerting must not change what is counted,
+    /// forwarded or offered, nor their order, around rejects, an over-long
+    /// line and the flush requests of a large buffer.
+    #[tokio::test]
+    async fn parsing_ahead_keeps_every_line_and_its_order() {
+        let config = Config::parse(
+            "[[cluster]]\nname = \"c\"\ntype = \"forward\"\ndestinations = [\"127.0.0.1:9\"]\n\
+             [[route]]\nmatch = \"*\"\nto = [\"c\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let tap = Arc::new(AlertTap::new(tx, 1000));
+        tap.publish(Arc::new(PatternIndex::build([(0, "a.*")], 1).0));
+        let relay = Relay::start(&config, Arc::new(Stats::default()), Some(tap));
+        let mut out = relay.dispatcher();
+        out.flush_alerts(); // picks up the index
+        assert!(out.alerting_live());
+
+        let mut input = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..20_000 {
+            match i % 500 {
+                7 => input.extend_from_slice(b"not a metric\n"),
+                13 => input.extend_from_slice(&[b'x'; 100][..]),
+                14 => input.extend_from_slice(b" 1 1\n"), // ends the long line
+                _ => {
+                    let name = if i % 3 == 0 { "a" } else { "b" };
+                    input.extend_from_slice(format!("{name}.{i} {i} 1700000000\n").as_bytes());
+                    if name == "a" {
+                        want.push((format!("a.{i}"), i as f64));
+                    }
+                }
+            }
+        }
+        let mut decoder = PlaintextDecoder::new(&ListenConfig {
+            max_line_bytes: 64,
+            ..Default::default()
+        });
+        let sampler = RejectSampler::default();
+        let mut buf = BytesMut::new();
+        let mut flushes = 0;
+        // In reads of 4 KiB, the way a socket hands them over.
+        for chunk in input.chunks(4096) {
+            buf.extend_from_slice(chunk);
+            while decoder.decode(&mut buf, &mut out, 1_700_000_000, "t", &sampler) {
+                flushes += 1;
+            }
+        }
+        assert!(buf.is_empty());
+        assert!(flushes > 0, "a large input asks for flushes");
+        let good = 20_000 - 3 * 40;
+        assert_eq!(out.counts.received, good);
+        assert_eq!(out.counts.rejected[Reject::TooLong.index()], 40);
+        assert_eq!(out.counts.rejected.iter().sum::<u64>(), 80);
+        out.flush_alerts();
+        let mut got = Vec::new();
+        while let Ok(points) = rx.try_recv() {
+            got.extend(points.iter().map(|(n, v)| (n.to_string(), v)));
+        }
+        assert_eq!(got, want);
     }
 }

@@ -24,7 +24,7 @@ use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use tokio_util::task::TaskTracker;
 
-use crate::alert::tap::{AlertTap, TapCache};
+use crate::alert::tap::{AlertTap, Key, TapCache};
 use crate::codec::Metric;
 use crate::config::{Config, RelayConfig, WhenFull};
 use crate::route::{DestinationSpec, Router, Routes};
@@ -239,30 +239,26 @@ impl Dispatcher {
         self.tap.as_ref().is_some_and(TapCache::live)
     }
 
-    /// Tells alerting the raw name of a line about to be parsed, so its
-    /// cache entry is loading meanwhile (see `TapCache::prefetch`): the
-    /// bytes must stay unchanged until [`Dispatcher::forget_prefetched`].
+    /// Tells alerting the name of a point dispatched soon, so its cache
+    /// entry is loading meanwhile (see `TapCache::prefetch`); pass what it
+    /// returns to [`Dispatcher::dispatch_prefetched`].
     #[inline]
-    pub fn prefetch(&mut self, raw_name: &[u8]) {
-        if let Some(tap) = &mut self.tap {
-            tap.prefetch(raw_name);
-        }
-    }
-
-    /// Ends the prefetches of [`Dispatcher::prefetch`]; call it before
-    /// the buffer they point into changes.
-    #[inline]
-    pub fn forget_prefetched(&mut self) {
-        if let Some(tap) = &mut self.tap {
-            tap.forget_prefetched();
-        }
+    pub fn prefetch(&self, name: &str) -> Option<Key> {
+        self.tap.as_ref().and_then(|tap| tap.prefetch(name))
     }
 
     /// Routes one metric. Returns true when a pending batch is large enough
     /// that the caller should flush.
+    #[inline]
     pub fn dispatch(&mut self, m: &Metric<'_>) -> bool {
+        self.dispatch_prefetched(m, None)
+    }
+
+    /// [`Dispatcher::dispatch`] for a metric whose name was given to
+    /// [`Dispatcher::prefetch`], with what it returned.
+    pub fn dispatch_prefetched(&mut self, m: &Metric<'_>, key: Option<Key>) -> bool {
         if let Some(tap) = &mut self.tap {
-            tap.offer(&m.name, m.value);
+            tap.offer(&m.name, key, m.value);
         }
         let table = &self.table;
         let healthy = |d: usize| table.dests[d].is_healthy();
