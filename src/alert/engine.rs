@@ -989,7 +989,7 @@ mod tests {
         fn send(&self, name: &str, value: f64) {
             let mut cache = self.handle.tap.cache();
             cache.offer(name, None, value);
-            cache.flush(true);
+            cache.flush(crate::alert::tap::AlertFlush::All);
         }
 
         /// Lets the engine and the store writer run, advancing virtual time.

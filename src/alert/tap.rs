@@ -138,6 +138,17 @@ pub const TAP_BATCH_POINTS: usize = 1024;
 /// connection adds to alert latency.
 pub const TAP_BATCH_MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// When a flush hands the engine its points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertFlush {
+    /// Now.
+    All,
+    /// Once the batch is large or old enough: every hand-over may wake
+    /// the engine's thread, and one wake-up per read cost more CPU than
+    /// everything else alerting does on the data path.
+    WhenDue,
+}
+
 impl TapCache {
     /// Whether any live check is watching.
     #[inline]
@@ -192,8 +203,8 @@ impl TapCache {
     /// Hands pending points to the engine (all of them, or only once there
     /// are [`TAP_BATCH_POINTS`] or the oldest waited [`TAP_BATCH_MAX_WAIT`])
     /// and picks up a new index.
-    pub fn flush(&mut self, all: bool) {
-        let due = all
+    pub fn flush(&mut self, when: AlertFlush) {
+        let due = when == AlertFlush::All
             || self.pending.len() >= TAP_BATCH_POINTS
             || self
                 .pending_since
@@ -442,23 +453,23 @@ mod tests {
         let tap = Arc::new(AlertTap::new(tx, 1000));
         tap.publish(Arc::new(PatternIndex::build([(0, "a.*")], 1).0));
         let mut c = tap.cache();
-        c.flush(false); // picks up the index
+        c.flush(AlertFlush::WhenDue); // picks up the index
         c.offer("a.b", None, 1.0);
         c.offer("x.y", None, 1.0);
-        c.flush(false);
+        c.flush(AlertFlush::WhenDue);
         assert!(rx.try_recv().is_err(), "one point waits for more");
         assert!(c.has_pending());
         for _ in 1..TAP_BATCH_POINTS {
             c.offer("a.b", None, 2.0);
         }
-        c.flush(false);
+        c.flush(AlertFlush::WhenDue);
         assert_eq!(
             rx.try_recv().unwrap().len(),
             TAP_BATCH_POINTS,
             "a full batch goes"
         );
         c.offer("a.c", None, 3.0);
-        c.flush(true);
+        c.flush(AlertFlush::All);
         let last = rx.try_recv().unwrap();
         assert_eq!(last.iter().collect::<Vec<_>>(), [("a.c", 3.0)]);
         assert!(!c.has_pending());

@@ -79,7 +79,6 @@ impl Decoder for PlaintextDecoder {
                 stopped_early |= out.dispatch_prefetched(&m, key);
             }
         }
-        drop(parsed);
         buf.advance(start);
         if !stopped_early && !self.skipping && buf.len() > self.max_line_bytes {
             // An unterminated line already past the limit: count it once and

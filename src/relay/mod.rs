@@ -24,7 +24,7 @@ use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use tokio_util::task::TaskTracker;
 
-use crate::alert::tap::{AlertTap, Key, TapCache};
+use crate::alert::tap::{AlertFlush, AlertTap, Key, TapCache};
 use crate::codec::Metric;
 use crate::config::{Config, RelayConfig, WhenFull};
 use crate::route::{DestinationSpec, Router, Routes};
@@ -203,17 +203,6 @@ impl Relay {
             .add_drop(DropReason::ShutdownUndelivered, undelivered);
         (undelivered, spooled)
     }
-}
-
-/// When a flush hands alerting its points.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum AlertFlush {
-    /// Now.
-    All,
-    /// Once the batch is large or old enough: every hand-over may wake
-    /// the engine's thread, and one wake-up per read cost more CPU than
-    /// everything else alerting does on the data path.
-    WhenDue,
 }
 
 /// Routes metrics and batches their lines per destination. One per
@@ -410,7 +399,7 @@ impl Dispatcher {
     fn finish_flush(&mut self, alerts: AlertFlush) {
         self.counts.flush_into(&self.relay.stats);
         if let Some(tap) = &mut self.tap {
-            tap.flush(alerts == AlertFlush::All);
+            tap.flush(alerts);
         }
         self.refresh();
     }
@@ -425,7 +414,7 @@ impl Dispatcher {
     /// back while reads keep coming.
     pub fn flush_alerts(&mut self) {
         if let Some(tap) = &mut self.tap {
-            tap.flush(true);
+            tap.flush(AlertFlush::All);
         }
     }
 
