@@ -119,6 +119,32 @@ async fn a_graceful_restart_with_the_backend_down_loses_nothing() {
 }
 
 #[tokio::test]
+async fn shutdown_does_not_wait_for_a_dead_backend_whose_data_is_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_held, port) = down_port();
+    // An hour of grace and ten minutes between reconnects: only a shutdown
+    // that stops retrying can finish within the minute allowed below.
+    let body = format!(
+        "[[cluster]]\nname = \"c\"\ntype = \"forward\"\ndestinations = [\"127.0.0.1:{port}\"]\n\
+         [[route]]\nmatch = \"*\"\nto = [\"c\"]\n\
+         [relay]\nshutdown_timeout_secs = 3600\nreconnect_min_ms = 600000\nreconnect_max_ms = 600000\nspool_dir = \"{}\"\n",
+        dir.path().display()
+    );
+    let app = App::start(config(&body)).await.unwrap();
+    send(&app, 0, 1000).await;
+    let d = app.relay.destinations()[0].clone();
+    wait_until(Duration::from_secs(20), || {
+        d.stats.spooled_lines.load(Relaxed) == 1000
+    })
+    .await;
+    let report = tokio::time::timeout(Duration::from_secs(60), app.shutdown())
+        .await
+        .expect("shutdown waited for a destination with nothing to deliver");
+    assert_eq!((report.undelivered, report.spooled), (0, 0));
+    assert_eq!(d.spool.as_ref().unwrap().lock().unwrap().lines(), 1000);
+}
+
+#[tokio::test]
 async fn a_graceful_restart_spools_the_memory_queue_of_a_stalled_backend() {
     let dir = tempfile::tempdir().unwrap();
     // A backend that accepts and never reads: the destination stays up,

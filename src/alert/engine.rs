@@ -347,6 +347,9 @@ impl CheckRt {
 
 struct Engine {
     slots: Vec<Option<CheckRt>>,
+    /// Empty entries of `slots`, reused before the vector grows; a scan
+    /// for one made loading 100,000 checks quadratic (15 s).
+    free_slots: Vec<Slot>,
     by_id: HashMap<String, Slot>,
     index: Arc<PatternIndex>,
     names: FxHashMap<Box<str>, Arc<[Slot]>>,
@@ -413,6 +416,7 @@ pub async fn start(
     let clock = Clock::new();
     let mut engine = Engine {
         slots: Vec::new(),
+        free_slots: Vec::new(),
         by_id: HashMap::new(),
         index: Arc::new(PatternIndex::default()),
         names: FxHashMap::default(),
@@ -533,18 +537,19 @@ impl Engine {
             }
             return slot;
         }
-        let slot = self
-            .slots
-            .iter()
-            .position(Option::is_none)
-            .unwrap_or(self.slots.len());
-        self.by_id.insert(check.id.clone(), slot as Slot);
-        if slot == self.slots.len() {
-            self.slots.push(Some(CheckRt::new(check)));
-        } else {
-            self.slots[slot] = Some(CheckRt::new(check));
-        }
-        slot as Slot
+        let id = check.id.clone();
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(CheckRt::new(check));
+                slot
+            }
+            None => {
+                self.slots.push(Some(CheckRt::new(check)));
+                (self.slots.len() - 1) as Slot
+            }
+        };
+        self.by_id.insert(id, slot);
+        slot
     }
 
     fn rebuild_index(&mut self) {
@@ -831,6 +836,7 @@ impl Engine {
                             if let Some(rt) = self.slots[slot as usize].take() {
                                 self.stats.series.fetch_sub(rt.series.len() as u64, Relaxed);
                             }
+                            self.free_slots.push(slot);
                             self.rebuild_index();
                         }
                         Ok(found)
@@ -1127,6 +1133,39 @@ mod tests {
         c.enabled = false;
         r.handle.upsert(c).await.unwrap();
         assert!(r.handle.tap.index().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_checks_slot_is_reused_without_touching_the_others() {
+        let r = rig(check(serde_json::json!({}))).await;
+        let mut second = check(serde_json::json!({"name": "second", "target": "net.*.denied"}));
+        second.id = "second".into();
+        let mut third = check(serde_json::json!({"name": "third", "target": "av.*.hits"}));
+        third.id = "third".into();
+        r.handle.upsert(second).await.unwrap();
+        assert!(r.handle.delete("second").await.unwrap());
+        r.handle.upsert(third).await.unwrap();
+        let mut names: Vec<String> = r
+            .handle
+            .checks()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["c", "third"]);
+        let index = r.handle.tap.index();
+        assert!(index.is_match("sec.a.failed") && index.is_match("av.x.hits"));
+        assert!(!index.is_match("net.x.denied"), "the deleted check is gone");
+        r.send("av.x.hits", 20.0);
+        r.send("sec.a.failed", 20.0);
+        r.settle(Duration::from_secs(1)).await;
+        assert_eq!(r.handle.series("third").await.unwrap().len(), 1);
+        assert_eq!(
+            r.handle.series(&config_check_id("c")).await.unwrap().len(),
+            1
+        );
     }
 
     #[test]

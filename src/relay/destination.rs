@@ -313,6 +313,12 @@ impl Destination {
                 Ok(s) => s,
                 Err(why) => {
                     self.fail(&addr, &why);
+                    // Shutting down with nothing in memory: what the spool
+                    // holds waits on disk for the next run, so waiting out
+                    // the grace period for a dead peer would gain nothing.
+                    if self.queue.is_finished() {
+                        return;
+                    }
                     if self.wait(backoff).await {
                         return;
                     }

@@ -172,6 +172,13 @@ impl Relay {
             .clone();
         let all: Vec<_> = table.dests.iter().chain(retired.iter()).cloned().collect();
         all.iter().for_each(|d| d.queue.close());
+        // A destination that is down and whose data is all on disk has
+        // nothing to deliver now: stop its writer rather than let it
+        // retry a dead peer for the whole grace period. (One that fails
+        // during the grace period stops itself the same way.)
+        all.iter()
+            .filter(|d| !d.is_healthy() && d.queue.is_empty())
+            .for_each(|d| d.abort());
         self.writers.close();
         if tokio::time::timeout(grace, self.writers.wait())
             .await

@@ -168,6 +168,12 @@ impl BatchQueue {
         self.not_empty.notify_waiters();
     }
 
+    /// Whether it is closed and holds nothing: its consumers are done.
+    pub fn is_finished(&self) -> bool {
+        let inner = self.lock();
+        inner.closed && inner.batches.is_empty()
+    }
+
     /// Queued lines.
     pub fn lines(&self) -> usize {
         self.lock().lines
