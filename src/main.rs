@@ -83,6 +83,54 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         interval_ms: u64,
     },
+    /// Compare the throughput of running relays in short alternating segments.
+    BenchCompare {
+        /// A relay: LABEL=TARGET,SINK[,PID]. The first is the baseline.
+        #[arg(long = "side", required = true, value_parser = parse_side)]
+        sides: Vec<carbonwatch::bench::Side>,
+        /// Client connections to each relay.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Distinct metric names per connection.
+        #[arg(long, default_value_t = 10_000)]
+        names: usize,
+        /// Lines per segment.
+        #[arg(long, default_value_t = 2_000_000)]
+        lines: u64,
+        /// Rounds (one segment per relay each).
+        #[arg(long, default_value_t = 40)]
+        rounds: usize,
+        /// Seconds without progress before a segment's missing lines are lost.
+        #[arg(long, default_value_t = 3)]
+        settle_secs: u64,
+        /// Ratio to the baseline that the summary counts rounds against.
+        #[arg(long, default_value_t = 0.9)]
+        threshold: f64,
+    },
+}
+
+/// `LABEL=TARGET,SINK[,PID]`.
+fn parse_side(s: &str) -> Result<carbonwatch::bench::Side, String> {
+    let (label, rest) = s
+        .split_once('=')
+        .ok_or("expected LABEL=TARGET,SINK[,PID]")?;
+    let mut parts = rest.split(',');
+    let mut addr = |what: &str| -> Result<SocketAddr, String> {
+        let v = parts.next().ok_or(format!("{what} missing"))?;
+        v.parse().map_err(|e| format!("{what} {v:?}: {e}"))
+    };
+    let target = addr("TARGET")?;
+    let sink = addr("SINK")?;
+    let pid = parts
+        .next()
+        .map(|p| p.parse().map_err(|e| format!("PID {p:?}: {e}")))
+        .transpose()?;
+    Ok(carbonwatch::bench::Side {
+        label: label.to_string(),
+        target,
+        sink,
+        pid,
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -144,6 +192,34 @@ fn main() -> anyhow::Result<()> {
                 .block_on(carbonwatch::bench::latency(opts))
                 .context("benchmark failed")?;
             println!("{report}");
+            Ok(())
+        }
+        Command::BenchCompare {
+            sides,
+            connections,
+            names,
+            lines,
+            rounds,
+            settle_secs,
+            threshold,
+        } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let opts = carbonwatch::bench::CompareOptions {
+                sides,
+                connections,
+                names,
+                lines,
+                rounds: rounds.max(1),
+                settle: Duration::from_secs(settle_secs),
+                threshold,
+            };
+            let report = rt
+                .block_on(carbonwatch::bench::compare(opts))
+                .context("benchmark failed")?;
+            print!("{report}");
+            if report.lost() > 0 {
+                anyhow::bail!("{} lines were lost", report.lost());
+            }
             Ok(())
         }
         Command::Bench {
