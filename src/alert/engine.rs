@@ -307,24 +307,6 @@ impl CheckRt {
         }
     }
 
-    /// Keeps a bounded history for the chart: [`CHART_SERIES`] series of
-    /// [`CHART_POINTS`] values, so memory per check stays fixed.
-    fn remember(&mut self, name: &str, now: i64, value: f64) {
-        let slot = match self.recent.iter().position(|(n, _)| &**n == name) {
-            Some(i) => i,
-            None if self.recent.len() < CHART_SERIES => {
-                self.recent.push((name.into(), Default::default()));
-                self.recent.len() - 1
-            }
-            None => return,
-        };
-        let points = &mut self.recent[slot].1;
-        if points.len() == CHART_POINTS {
-            points.pop_front();
-        }
-        points.push_back((now, value));
-    }
-
     /// The check's state now.
     fn state(&self) -> AlertType {
         if self.exception.is_some() {
@@ -365,6 +347,10 @@ struct Engine {
     /// Checks evaluated this step without a change, whose `lastCheck`
     /// and state are still saved.
     touched: Vec<Slot>,
+    /// Evaluations not yet added to `stats` (once per step, not per point).
+    evaluations: u64,
+    /// The slots matching the name being evaluated (reused).
+    matching: Vec<Slot>,
     checks_tx: watch::Sender<Arc<Vec<Check>>>,
 }
 
@@ -430,6 +416,8 @@ pub async fn start(
         batch: Batch::default(),
         changed: Vec::new(),
         touched: Vec::new(),
+        evaluations: 0,
+        matching: Vec::new(),
         checks_tx,
     };
     let now = clock.now_ms();
@@ -533,6 +521,7 @@ impl Engine {
                         .push((rt.check.id.clone(), name.to_string()));
                 }
                 rt.series.clear();
+                rt.recent.clear();
                 rt.counts = [0; 5];
             }
             return slot;
@@ -610,22 +599,22 @@ impl Engine {
     }
 
     fn evaluate(&mut self, name: &str, value: f64, now: i64) {
-        let slots = match self.names.get(name) {
-            Some(s) => s.clone(),
+        let mut matching = std::mem::take(&mut self.matching);
+        matching.clear();
+        match self.names.get(name) {
+            Some(s) => matching.extend_from_slice(s),
             None => {
-                let mut out = Vec::new();
-                self.index.matches(name, &mut out);
-                let s: Arc<[Slot]> = out.into();
+                self.index.matches(name, &mut matching);
                 if self.names.len() >= self.cfg.max_cached_names {
                     self.names.clear();
                 }
-                self.names.insert(name.into(), s.clone());
-                s
+                self.names.insert(name.into(), matching.as_slice().into());
             }
-        };
-        for &slot in slots.iter() {
+        }
+        for &slot in &matching {
             self.observe(slot, name, value, now, true);
         }
+        self.matching = matching;
     }
 
     /// One value for one series of the check in `slot`. `live` marks the
@@ -639,19 +628,35 @@ impl Engine {
         live: bool,
     ) -> Option<AlertType> {
         let rt = self.slots.get_mut(slot as usize).and_then(Option::as_mut)?;
-        self.stats.evaluations.fetch_add(1, Relaxed);
+        self.evaluations += 1;
         rt.check.last_check = Some(now);
-        if !rt.series.contains_key(name) {
-            if rt.series.len() >= self.cfg.max_series_per_check {
-                self.stats.series_refused.fetch_add(1, Relaxed);
-                return None;
+        let series = match rt.series.get_mut(name) {
+            Some(series) => series,
+            None => {
+                if rt.series.len() >= self.cfg.max_series_per_check {
+                    self.stats.series_refused.fetch_add(1, Relaxed);
+                    return None;
+                }
+                rt.counts[AlertType::Ok as usize] += 1;
+                self.stats.series.fetch_add(1, Relaxed);
+                rt.series
+                    .entry(name.into())
+                    .or_insert(SeriesState::new(now))
             }
-            rt.series.insert(name.into(), SeriesState::new(now));
-            rt.counts[AlertType::Ok as usize] += 1;
-            self.stats.series.fetch_add(1, Relaxed);
+        };
+        // The first few series seen are charted (their slot is kept on the
+        // series, so the rest cost no search).
+        if series.chart.is_none() && rt.recent.len() < CHART_SERIES {
+            series.chart = Some(rt.recent.len() as u8);
+            rt.recent.push((name.into(), History::default()));
         }
-        rt.remember(name, now, value);
-        let series = rt.series.get_mut(name).expect("inserted above");
+        if let Some(i) = series.chart {
+            let points = &mut rt.recent[i as usize].1;
+            if points.len() == CHART_POINTS {
+                points.pop_front();
+            }
+            points.push_back((now, value));
+        }
         series.live_seen |= live;
         let changed = series.observe(&rt.check, value, now);
         let state = series.state;
@@ -745,6 +750,9 @@ impl Engine {
     /// Turns this step's changes into check states and notifications, and
     /// hands everything to the store writer.
     async fn finish_step(&mut self) {
+        self.stats
+            .evaluations
+            .fetch_add(std::mem::take(&mut self.evaluations), Relaxed);
         let touched = std::mem::take(&mut self.touched);
         if !touched.is_empty() {
             let now = self.clock.now_ms();
@@ -1125,10 +1133,27 @@ mod tests {
             r.handle.series(&config_check_id("c")).await.unwrap().len(),
             1
         );
+        // The first CHART_SERIES series are charted, and only they.
+        for i in 0..CHART_SERIES + 2 {
+            r.send(&format!("sec.s{i}.failed"), i as f64);
+            r.send("sec.a.failed", 21.0);
+        }
+        r.settle(Duration::from_secs(1)).await;
+        let id = config_check_id("c");
+        let recent = r.handle.recent(&id).await.unwrap();
+        assert_eq!(recent.len(), CHART_SERIES);
+        assert_eq!(recent[0].0, "sec.a.failed");
+        assert_eq!(recent[0].1.len(), 1 + CHART_SERIES + 2);
+        assert_eq!(recent[1].0, "sec.s0.failed");
+        assert_eq!(recent[1].1.iter().map(|p| p.1).collect::<Vec<_>>(), [0.0]);
         let mut c = r.handle.checks().await.unwrap().remove(0);
         c.target = "other.*".into();
         r.handle.upsert(c.clone()).await.unwrap();
         assert!(r.handle.series(&c.id).await.unwrap().is_empty());
+        assert!(
+            r.handle.recent(&c.id).await.unwrap().is_empty(),
+            "the chart too"
+        );
         assert!(r.handle.tap.index().is_match("other.x"));
         c.enabled = false;
         r.handle.upsert(c).await.unwrap();

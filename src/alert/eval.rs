@@ -76,6 +76,10 @@ pub struct SeriesState {
     /// the render API leaves such a series alone.
     #[serde(skip)]
     pub live_seen: bool,
+    /// Which of its check's charted series this is, if any (the engine
+    /// keeps recent values of the first few series for the UI).
+    #[serde(skip)]
+    pub chart: Option<u8>,
 }
 
 impl SeriesState {
@@ -89,6 +93,7 @@ impl SeriesState {
             last_notified_ms: None,
             samples: VecDeque::new(),
             live_seen: false,
+            chart: None,
         }
     }
 

@@ -1,21 +1,21 @@
 //! The data path's view of alerting. A [`TapCache`] lives in each
 //! connection's dispatcher and answers "does any live check match this
 //! name?" from a per-name cache, so the usual cost per point is hashing the
-//! name and reading one cache line, and nothing at all while there are no
-//! live checks. Matching points are batched and handed to the engine once
-//! per read with `try_send`: forwarding never waits on alerting, and a
-//! full queue is counted in `alert_points_dropped`.
+//! name and reading the next entry of an array read in order (see
+//! [`AnswerCache`]), and nothing at all while there are no live checks.
+//! Matching points are batched and handed to the engine once per read with
+//! `try_send`: forwarding never waits on alerting, and a full queue is
+//! counted in `alert_points_dropped`.
 //!
-//! The cache ([`AnswerCache`]) is keyed by a 128-bit keyed hash of the
-//! name rather than the name itself: a table of names cost a second and
-//! third cache miss per point (the slot, then the string it points at),
-//! which `perf` showed as most of the alerting overhead on the data path.
-//! A wrong answer would need two names to agree on 127 bits of XXH3-128
-//! under a secret drawn at random per process, which is far less likely
-//! than a memory error; and a false "matches" is harmless anyway, since
-//! the engine matches every point it gets against the checks again, by
-//! name. XXH3-128 hashes a typical name in one pass, in a third of the
-//! time two 64-bit hashes took.
+//! The cache is keyed by a keyed hash of the name rather than the name
+//! itself: a table of names cost a second and third cache miss per point
+//! (the slot, then the string it points at), which `perf` showed as most
+//! of the alerting overhead on the data path. A wrong answer would need two
+//! names to agree on 94 bits of XXH3-128 under a secret drawn at random per
+//! process, which is far less likely than a memory error; and a false
+//! "matches" is harmless anyway, since the engine matches every point it
+//! gets against the checks again, by name. XXH3-128 hashes a typical name
+//! in one pass, in a third of the time two 64-bit hashes took.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -156,18 +156,27 @@ impl TapCache {
         !self.index.is_empty()
     }
 
-    /// Hashes `name` and starts loading its cache line, for a point the
-    /// caller offers soon with the key returned (the plaintext reader
-    /// parses a few lines ahead): the load was most of alerting's cost per
-    /// point on the data path, and this hides it behind the parsing.
-    /// `None` while no live check is watching.
+    /// Whether the caller should look a few names ahead, through
+    /// [`TapCache::prefetch`]: while the answers are not found in arrival
+    /// order, each lookup is a cache miss, which loading early hides behind
+    /// the parsing of the lines between.
+    #[inline]
+    pub fn reads_ahead(&self) -> bool {
+        !self.index.is_empty() && !self.answers.predictable()
+    }
+
+    /// Hashes `name` and, unless the answers come in order, starts loading
+    /// its table buckets, for a point the caller offers soon with the key
+    /// returned. `None` while no live check is watching.
     #[inline]
     pub fn prefetch(&self, name: &str) -> Option<Key> {
         if self.index.is_empty() {
             return None;
         }
         let key = self.answers.key(name.as_bytes());
-        self.answers.prefetch(key);
+        if !self.answers.predictable() {
+            self.answers.prefetch(key);
+        }
         Some(key)
     }
 
@@ -233,12 +242,29 @@ const WAYS: usize = 4;
 /// Buckets a cache starts with (64 KiB); it doubles as names arrive.
 const MIN_BUCKETS: usize = 1024;
 
-/// One entry: `tag` is the first hash word (never 0, so 0 is empty), and
-/// `check` the second with its low bit replaced by the answer.
+/// Lookups over which the share of wrong guesses is judged.
+const GUESS_WINDOW: u32 = 1024;
+
+/// One answer: `tag` is the first hash word (never 0, so 0 is empty),
+/// `check` 31 more bits of the hash with the answer in its low bit, and
+/// `pos` where the name was last seen in the arrival order.
 #[derive(Debug, Clone, Copy, Default)]
 struct Entry {
     tag: u64,
-    check: u64,
+    check: u32,
+    pos: u32,
+}
+
+impl Entry {
+    #[inline]
+    fn is(&self, k: Key) -> bool {
+        self.tag == k.0 && self.check & !1 == k.1
+    }
+
+    #[inline]
+    fn answer(&self) -> bool {
+        self.check & 1 == 1
+    }
 }
 
 /// One cache line of entries.
@@ -246,15 +272,40 @@ struct Entry {
 #[repr(align(64))]
 struct Bucket([Entry; WAYS]);
 
-/// A cache of match answers keyed by a 128-bit keyed hash of the metric
-/// name (see the module comment for why not the name). Each key has two
-/// candidate buckets of four ways, so a table three-quarters full still
-/// has room for nearly every name; it doubles, keeping its entries, when
-/// it gets that full, up to its size limit, and past that evicts.
+/// A cache of match answers keyed by a 94-bit keyed hash of the metric
+/// name (see the module comment for why not the name).
+///
+/// Clients send the same names in the same order every interval (statsd,
+/// collectd and Telegraf all flush in a stable order), so besides the hash
+/// table it keeps the answers in arrival order and predicts that the next
+/// name is the one that followed the last one: a right guess reads the
+/// next entry of an array read front to back, which the CPU streams in
+/// ahead, where a table lookup was a cache miss per point (the names of a
+/// whole interval pass between two visits of a bucket). A wrong guess
+/// falls back to the table, whose entry says where the name was last seen
+/// in the order, and guessing resumes from there; a name new to the table
+/// is appended to the order.
+///
+/// The table has two candidate buckets of four ways per key, so one three
+/// quarters full still has room for nearly every name; it doubles, keeping
+/// its entries, when it gets that full, up to its size limit, and past
+/// that evicts. The order is cleared when it reaches the table's size
+/// limit and refills as names come.
 pub struct AnswerCache {
     buckets: Vec<Bucket>,
     len: usize,
     max_buckets: usize,
+    /// Answers in arrival order: `(tag, check)` as in [`Entry`].
+    order: Vec<(u64, u32)>,
+    /// Where in `order` the next name is expected.
+    next: usize,
+    /// Lookups, and wrong guesses among them, since `predictable` was last
+    /// decided.
+    lookups: u32,
+    wrong: u32,
+    /// Whether the guesses were right lately: then loading table buckets
+    /// ahead of time is wasted work.
+    predictable: bool,
     secret: Box<SecretInput<[u8; SECRET_BYTES]>>,
 }
 
@@ -265,6 +316,7 @@ impl std::fmt::Debug for AnswerCache {
             .field("buckets", &self.buckets.len())
             .field("len", &self.len)
             .field("max_buckets", &self.max_buckets)
+            .field("order", &self.order.len())
             .finish_non_exhaustive()
     }
 }
@@ -284,9 +336,9 @@ fn random_secret() -> Box<SecretInput<[u8; SECRET_BYTES]>> {
     Box::new(SecretInput::new(secret))
 }
 
-/// A name's hash: the entry tag and the check word, answer bit cleared.
+/// A name's hash: the entry tag and the check bits, answer bit cleared.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Key(u64, u64);
+pub struct Key(u64, u32);
 
 impl AnswerCache {
     /// A cache that grows to hold about `max_names` answers.
@@ -296,6 +348,11 @@ impl AnswerCache {
             buckets: vec![Bucket::default(); MIN_BUCKETS],
             len: 0,
             max_buckets,
+            order: Vec::new(),
+            next: 0,
+            lookups: 0,
+            wrong: 0,
+            predictable: false,
             secret: random_secret(),
         }
     }
@@ -304,17 +361,17 @@ impl AnswerCache {
     #[inline]
     pub fn key(&self, name: &[u8]) -> Key {
         let h = xxh3_128_with_secret_input(name, &self.secret);
-        Key(h as u64 | 1, (h >> 64) as u64 & !1)
+        Key(h as u64 | 1, (h >> 64) as u32 & !1)
     }
 
     /// The two buckets `k` may live in.
     #[inline]
     fn buckets_of(&self, k: Key) -> [usize; 2] {
         let mask = self.buckets.len() - 1;
-        [(k.0 >> 32) as usize & mask, (k.1 >> 32) as usize & mask]
+        [(k.0 >> 32) as usize & mask, (k.1 >> 1) as usize & mask]
     }
 
-    /// Hints the CPU to load `k`'s buckets.
+    /// Hints the CPU to load `k`'s buckets, for when the guess is wrong.
     #[inline]
     pub fn prefetch(&self, k: Key) {
         #[cfg(target_arch = "x86_64")]
@@ -327,26 +384,67 @@ impl AnswerCache {
         }
     }
 
-    /// The cached answer for `k`, if any.
+    /// The cached answer for `k`, if any; the next name is then expected
+    /// to be the one that followed `k` last time.
     #[inline]
-    pub fn get(&self, k: Key) -> Option<bool> {
-        self.buckets_of(k).into_iter().find_map(|b| {
-            self.buckets[b]
-                .0
-                .iter()
-                .find(|e| e.tag == k.0 && e.check & !1 == k.1)
-                .map(|e| e.check & 1 == 1)
-        })
+    pub fn get(&mut self, k: Key) -> Option<bool> {
+        self.lookups += 1;
+        if self.lookups == GUESS_WINDOW {
+            self.predictable = self.wrong <= GUESS_WINDOW / 16;
+            (self.lookups, self.wrong) = (0, 0);
+        }
+        if let Some(&(tag, check)) = self.order.get(self.next) {
+            if tag == k.0 && check & !1 == k.1 {
+                self.next += 1;
+                return Some(check & 1 == 1);
+            }
+        }
+        self.wrong += 1;
+        let [a, b] = self.buckets_of(k);
+        let (bucket, way) = [a, b].into_iter().find_map(|bucket| {
+            let way = self.buckets[bucket].0.iter().position(|e| e.is(k))?;
+            Some((bucket, way))
+        })?;
+        let e = self.buckets[bucket].0[way];
+        let seen = self.order.get(e.pos as usize);
+        if seen.is_some_and(|&(tag, check)| tag == e.tag && check == e.check) {
+            self.next = e.pos as usize + 1;
+        } else {
+            // The order was cleared since: the name goes to its end.
+            let pos = self.append(e.tag, e.check);
+            self.buckets[bucket].0[way].pos = pos;
+        }
+        Some(e.answer())
     }
 
-    /// Stores the answer for `k`.
+    /// Whether the next names are likely guessed right (at most one in 16
+    /// wrong over the last [`GUESS_WINDOW`] lookups).
+    #[inline]
+    pub fn predictable(&self) -> bool {
+        self.predictable
+    }
+
+    /// Appends an answer to the order and expects the next name after it.
+    fn append(&mut self, tag: u64, check: u32) -> u32 {
+        if self.order.len() >= self.max_buckets * WAYS {
+            self.order.clear();
+        }
+        self.order.push((tag, check));
+        self.next = self.order.len();
+        // At most max_buckets * WAYS entries, far below 2^32.
+        (self.order.len() - 1) as u32
+    }
+
+    /// Stores the answer for `k`, a name [`AnswerCache::get`] did not know.
     pub fn put(&mut self, k: Key, hit: bool) {
         if self.len >= self.buckets.len() * WAYS / 4 * 3 {
             self.try_grow();
         }
+        let check = k.1 | u32::from(hit);
         let entry = Entry {
             tag: k.0,
-            check: k.1 | u64::from(hit),
+            check,
+            pos: self.append(k.0, check),
         };
         while !self.place(entry) {
             if !self.try_grow() {
@@ -359,8 +457,8 @@ impl AnswerCache {
     }
 
     /// Puts `e` in the emptier of its buckets; false if both are full.
-    /// Taking the emptier one, not the first with room, is what keeps
-    /// both from filling up at three-quarters load.
+    /// Taking the emptier one, not the first with room, is what keeps both
+    /// from filling up at three-quarters load.
     fn place(&mut self, e: Entry) -> bool {
         let free = |b: &Bucket| b.0.iter().filter(|s| s.tag == 0).count();
         let [a, b] = self.buckets_of(Key(e.tag, e.check & !1));
@@ -410,6 +508,8 @@ impl AnswerCache {
     pub fn clear(&mut self) {
         self.buckets.fill(Bucket::default());
         self.len = 0;
+        self.order.clear();
+        self.next = 0;
     }
 }
 
@@ -445,6 +545,88 @@ mod tests {
         assert_eq!(c.len, names.len());
         c.clear();
         assert!(names.iter().all(|n| c.get(c.key(n.as_bytes())).is_none()));
+    }
+
+    /// Looks `names` up in order, storing what is not cached; returns the
+    /// wrong guesses.
+    fn pass(c: &mut AnswerCache, names: &[String]) -> u32 {
+        let mut wrong = 0;
+        for (i, n) in names.iter().enumerate() {
+            let k = c.key(n.as_bytes());
+            let guessed = c
+                .order
+                .get(c.next)
+                .is_some_and(|&(tag, check)| tag == k.0 && check & !1 == k.1);
+            wrong += u32::from(!guessed);
+            match c.get(k) {
+                Some(hit) => assert_eq!(hit, n.len() % 3 == 0, "{n} at {i}"),
+                None => c.put(k, n.len() % 3 == 0),
+            }
+        }
+        wrong
+    }
+
+    #[test]
+    fn names_in_a_repeated_order_are_guessed_and_a_change_resyncs() {
+        let mut c = AnswerCache::new(1 << 16);
+        let mut names: Vec<String> = (0..900).map(|i| format!("h{}.m{i}", i % 7)).collect();
+        assert_eq!(pass(&mut c, &names), 900, "all new");
+        assert!(!c.predictable());
+        // The first name of a round follows the last one: one wrong guess.
+        assert_eq!(pass(&mut c, &names), 1);
+        assert_eq!(pass(&mut c, &names), 1);
+        assert!(c.predictable(), "decided after {GUESS_WINDOW} lookups");
+        // A name dropped, one added and a block moved: each jump in the
+        // recorded order costs one wrong guess a round: seven here, the
+        // round's wrap and the new name included. Every answer stays right.
+        names.remove(100);
+        names.insert(400, "new.name".into());
+        let moved: Vec<String> = names.drain(600..650).collect();
+        names.splice(10..10, moved);
+        assert_eq!(pass(&mut c, &names), 7);
+        assert_eq!(pass(&mut c, &names), 7);
+        assert!(c.predictable());
+        assert_eq!(c.order.len(), 901, "known names are not appended again");
+    }
+
+    #[test]
+    fn names_in_random_order_are_answered_from_the_table() {
+        let mut c = AnswerCache::new(1 << 16);
+        let mut names: Vec<String> = (0..2000).map(|i| format!("r.{i}.x")).collect();
+        pass(&mut c, &names);
+        // A fixed shuffle: each round visits the names in a new order.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..3 {
+            for i in (1..names.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                names.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            assert!(pass(&mut c, &names) > 1900);
+        }
+        assert!(!c.predictable());
+        assert!(c.order.len() <= 2000, "known names are not appended again");
+    }
+
+    #[test]
+    fn a_full_order_starts_over_and_answers_stay_right() {
+        // The smallest table: 1,024 buckets, an order of at most 4,096.
+        let mut c = AnswerCache::new(100);
+        let names: Vec<String> = (0..3000).map(|i| format!("o.{i}")).collect();
+        for _ in 0..5 {
+            pass(&mut c, &names);
+            assert!(c.order.len() <= MIN_BUCKETS * WAYS);
+        }
+        // Every name still in the table still has its answer.
+        let mut found = 0;
+        for n in &names {
+            if let Some(hit) = c.get(c.key(n.as_bytes())) {
+                assert_eq!(hit, n.len() % 3 == 0, "{n}");
+                found += 1;
+            }
+        }
+        assert!(found > 2500, "{found} of 3000 kept");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::listen::tcp::{Decoder, TcpListener};
 use crate::listen::{parse_counted, RejectSampler};
 use crate::relay::Dispatcher;
 
-/// Lines parsed ahead of dispatch while alerting is live.
+/// Lines parsed ahead of dispatch while alerting asks for it.
 const PARSE_AHEAD: usize = 8;
 
 /// The plaintext TCP listener (carbon's port 2003).
@@ -53,10 +53,14 @@ impl Decoder for PlaintextDecoder {
                 self.skipping = false;
             }
         }
-        // While alerting is live, a few lines are parsed before any is
+        // While alerting asks for it, a few lines are parsed before any is
         // dispatched, so the cache lines alerting needs for their names
         // load meanwhile (one line ahead hid too little of a miss).
-        let ahead = if out.alerting_live() { PARSE_AHEAD } else { 1 };
+        let ahead = if out.alerting_reads_ahead() {
+            PARSE_AHEAD
+        } else {
+            1
+        };
         let mut parsed = Vec::with_capacity(ahead);
         let mut more = !self.skipping;
         while more && !stopped_early {
@@ -131,6 +135,7 @@ mod tests {
         let mut out = relay.dispatcher();
         out.flush_alerts(); // picks up the index
         assert!(out.alerting_live());
+        assert!(out.alerting_reads_ahead(), "new names are not predictable");
 
         let mut input = Vec::new();
         let mut want = Vec::new();

@@ -235,6 +235,13 @@ impl Dispatcher {
         self.tap.as_ref().is_some_and(TapCache::live)
     }
 
+    /// Whether alerting would rather see names a few lines ahead of their
+    /// dispatch (see `TapCache::reads_ahead`).
+    #[inline]
+    pub fn alerting_reads_ahead(&self) -> bool {
+        self.tap.as_ref().is_some_and(TapCache::reads_ahead)
+    }
+
     /// Tells alerting the name of a point dispatched soon, so its cache
     /// entry is loading meanwhile (see `TapCache::prefetch`); pass what it
     /// returns to [`Dispatcher::dispatch_prefetched`].
