@@ -1,8 +1,8 @@
 //! The data path's view of alerting. A [`TapCache`] lives in each
 //! connection's dispatcher and answers "does any live check match this
-//! name?" from a per-name cache, so the usual cost per point is hashing the
-//! name and reading the next entry of an array read in order (see
-//! [`AnswerCache`]), and nothing at all while there are no live checks.
+//! name?" from a per-name cache, so the usual cost per point is comparing
+//! the name with the one guessed to come next (see [`AnswerCache`]), and
+//! nothing at all while there are no live checks.
 //! Matching points are batched and handed to the engine once per read with
 //! `try_send`: forwarding never waits on alerting, and a full queue is
 //! counted in `alert_points_dropped`.
@@ -165,18 +165,17 @@ impl TapCache {
         !self.index.is_empty() && !self.answers.predictable()
     }
 
-    /// Hashes `name` and, unless the answers come in order, starts loading
-    /// its table buckets, for a point the caller offers soon with the key
-    /// returned. `None` while no live check is watching.
+    /// Unless the names come in a predictable order, hashes `name` and
+    /// starts loading its table buckets, for a point the caller offers
+    /// soon with the key returned. `None` while no live check is watching,
+    /// and while the order is guessed right (a right guess needs no hash).
     #[inline]
     pub fn prefetch(&self, name: &str) -> Option<Key> {
-        if self.index.is_empty() {
+        if self.index.is_empty() || self.answers.predictable() {
             return None;
         }
         let key = self.answers.key(name.as_bytes());
-        if !self.answers.predictable() {
-            self.answers.prefetch(key);
-        }
+        self.answers.prefetch(key);
         Some(key)
     }
 
@@ -187,13 +186,18 @@ impl TapCache {
         if self.index.is_empty() {
             return;
         }
-        let key = key.unwrap_or_else(|| self.answers.key(name.as_bytes()));
-        let hit = match self.answers.get(key) {
+        let hit = match self.answers.guess(name.as_bytes()) {
             Some(hit) => hit,
             None => {
-                let hit = self.index.is_match(name);
-                self.answers.put(key, hit);
-                hit
+                let key = key.unwrap_or_else(|| self.answers.key(name.as_bytes()));
+                match self.answers.get(name.as_bytes(), key) {
+                    Some(hit) => hit,
+                    None => {
+                        let hit = self.index.is_match(name);
+                        self.answers.put(name.as_bytes(), key, hit);
+                        hit
+                    }
+                }
             }
         };
         if hit {
@@ -242,6 +246,10 @@ const WAYS: usize = 4;
 /// Buckets a cache starts with (64 KiB); it doubles as names arrive.
 const MIN_BUCKETS: usize = 1024;
 
+/// Bytes the recorded order may hold per name the table can hold, on
+/// average: a bound on its memory for clients whose names are long.
+const ORDER_MAX_BYTES_PER_NAME: usize = 128;
+
 /// Lookups over which the share of wrong guesses is judged.
 const GUESS_WINDOW: u32 = 1024;
 
@@ -277,26 +285,30 @@ struct Bucket([Entry; WAYS]);
 ///
 /// Clients send the same names in the same order every interval (statsd,
 /// collectd and Telegraf all flush in a stable order), so besides the hash
-/// table it keeps the answers in arrival order and predicts that the next
-/// name is the one that followed the last one: a right guess reads the
-/// next entry of an array read front to back, which the CPU streams in
-/// ahead, where a table lookup was a cache miss per point (the names of a
-/// whole interval pass between two visits of a bucket). A wrong guess
-/// falls back to the table, whose entry says where the name was last seen
-/// in the order, and guessing resumes from there; a name new to the table
-/// is appended to the order.
+/// table it keeps the names and their answers in arrival order and guesses
+/// that the next name is the one that followed the last one. A right guess
+/// costs comparing the name with the next one of a buffer read front to
+/// back, which the CPU streams in ahead: no hash, where hashing and a
+/// table lookup (a cache miss, as the names of a whole interval pass
+/// between two visits of a bucket) cost several times as much. A wrong
+/// guess falls back to the table, whose entry says where the name was last
+/// seen in the order, and guessing resumes from there; a name new to the
+/// table is appended to the order.
 ///
 /// The table has two candidate buckets of four ways per key, so one three
 /// quarters full still has room for nearly every name; it doubles, keeping
 /// its entries, when it gets that full, up to its size limit, and past
-/// that evicts. The order is cleared when it reaches the table's size
-/// limit and refills as names come.
+/// that evicts. The order is cleared when it holds as many names as the
+/// table can, or [`ORDER_MAX_BYTES_PER_NAME`] bytes a name on average, and
+/// refills as names come.
 pub struct AnswerCache {
     buckets: Vec<Bucket>,
     len: usize,
     max_buckets: usize,
-    /// Answers in arrival order: `(tag, check)` as in [`Entry`].
-    order: Vec<(u64, u32)>,
+    /// Names in arrival order, back to back.
+    order_names: Vec<u8>,
+    /// Each name's end in `order_names`, and its answer.
+    order: Vec<(u32, bool)>,
     /// Where in `order` the next name is expected.
     next: usize,
     /// Lookups, and wrong guesses among them, since `predictable` was last
@@ -348,6 +360,7 @@ impl AnswerCache {
             buckets: vec![Bucket::default(); MIN_BUCKETS],
             len: 0,
             max_buckets,
+            order_names: Vec::new(),
             order: Vec::new(),
             next: 0,
             lookups: 0,
@@ -384,67 +397,92 @@ impl AnswerCache {
         }
     }
 
-    /// The cached answer for `k`, if any; the next name is then expected
-    /// to be the one that followed `k` last time.
+    /// The name recorded at `pos` of the order, and its answer.
     #[inline]
-    pub fn get(&mut self, k: Key) -> Option<bool> {
+    fn recorded(&self, pos: usize) -> Option<(&[u8], bool)> {
+        let &(end, answer) = self.order.get(pos)?;
+        let start = pos.checked_sub(1).map_or(0, |p| self.order[p].0 as usize);
+        Some((&self.order_names[start..end as usize], answer))
+    }
+
+    /// The answer for `name` if it is the name guessed to come next, which
+    /// is then the one after it.
+    #[inline]
+    pub fn guess(&mut self, name: &[u8]) -> Option<bool> {
         self.lookups += 1;
         if self.lookups == GUESS_WINDOW {
             self.predictable = self.wrong <= GUESS_WINDOW / 16;
             (self.lookups, self.wrong) = (0, 0);
         }
-        if let Some(&(tag, check)) = self.order.get(self.next) {
-            if tag == k.0 && check & !1 == k.1 {
+        match self.recorded(self.next) {
+            Some((guessed, answer)) if guessed == name => {
                 self.next += 1;
-                return Some(check & 1 == 1);
+                Some(answer)
+            }
+            _ => {
+                self.wrong += 1;
+                None
             }
         }
-        self.wrong += 1;
+    }
+
+    /// The cached answer for `name`, whose key is `k`, if any; the next
+    /// name is then guessed to be the one that followed it last time.
+    pub fn get(&mut self, name: &[u8], k: Key) -> Option<bool> {
         let [a, b] = self.buckets_of(k);
         let (bucket, way) = [a, b].into_iter().find_map(|bucket| {
             let way = self.buckets[bucket].0.iter().position(|e| e.is(k))?;
             Some((bucket, way))
         })?;
         let e = self.buckets[bucket].0[way];
-        let seen = self.order.get(e.pos as usize);
-        if seen.is_some_and(|&(tag, check)| tag == e.tag && check == e.check) {
+        if self
+            .recorded(e.pos as usize)
+            .is_some_and(|(recorded, _)| recorded == name)
+        {
             self.next = e.pos as usize + 1;
         } else {
             // The order was cleared since: the name goes to its end.
-            let pos = self.append(e.tag, e.check);
+            let pos = self.append(name, e.answer());
             self.buckets[bucket].0[way].pos = pos;
         }
         Some(e.answer())
     }
 
     /// Whether the next names are likely guessed right (at most one in 16
-    /// wrong over the last [`GUESS_WINDOW`] lookups).
+    /// wrong over the last [`GUESS_WINDOW`] guesses).
     #[inline]
     pub fn predictable(&self) -> bool {
         self.predictable
     }
 
-    /// Appends an answer to the order and expects the next name after it.
-    fn append(&mut self, tag: u64, check: u32) -> u32 {
-        if self.order.len() >= self.max_buckets * WAYS {
+    /// Appends a name to the order and guesses the next name comes after
+    /// it. Returns its position.
+    fn append(&mut self, name: &[u8], answer: bool) -> u32 {
+        let max_names = self.max_buckets * WAYS;
+        if self.order.len() >= max_names
+            || self.order_names.len() + name.len() > max_names * ORDER_MAX_BYTES_PER_NAME
+        {
             self.order.clear();
+            self.order_names.clear();
         }
-        self.order.push((tag, check));
+        self.order_names.extend_from_slice(name);
+        // At most max_names * ORDER_MAX_BYTES_PER_NAME bytes (the table's
+        // limit is a few million names at most), far below 4 GiB.
+        self.order.push((self.order_names.len() as u32, answer));
         self.next = self.order.len();
-        // At most max_buckets * WAYS entries, far below 2^32.
         (self.order.len() - 1) as u32
     }
 
-    /// Stores the answer for `k`, a name [`AnswerCache::get`] did not know.
-    pub fn put(&mut self, k: Key, hit: bool) {
+    /// Stores the answer for `name`, whose key is `k`, which neither
+    /// [`AnswerCache::guess`] nor [`AnswerCache::get`] knew.
+    pub fn put(&mut self, name: &[u8], k: Key, hit: bool) {
         if self.len >= self.buckets.len() * WAYS / 4 * 3 {
             self.try_grow();
         }
-        let check = k.1 | u32::from(hit);
         let entry = Entry {
             tag: k.0,
-            check,
-            pos: self.append(k.0, check),
+            check: k.1 | u32::from(hit),
+            pos: self.append(name, hit),
         };
         while !self.place(entry) {
             if !self.try_grow() {
@@ -509,6 +547,7 @@ impl AnswerCache {
         self.buckets.fill(Bucket::default());
         self.len = 0;
         self.order.clear();
+        self.order_names.clear();
         self.next = 0;
     }
 }
@@ -530,8 +569,9 @@ mod tests {
         let names: Vec<String> = (0..50_000).map(|i| format!("a.b{i}.c")).collect();
         for (i, n) in names.iter().enumerate() {
             let k = c.key(n.as_bytes());
-            assert_eq!(c.get(k), None, "{n} not cached yet");
-            c.put(k, i % 7 == 0);
+            assert_eq!(c.guess(n.as_bytes()), None, "{n} not recorded yet");
+            assert_eq!(c.get(n.as_bytes(), k), None, "{n} not cached yet");
+            c.put(n.as_bytes(), k, i % 7 == 0);
         }
         // The table grew as the names came in, and kept every answer. Its
         // load limit asks for 32,768 buckets (16,384 hold 49,152 names at
@@ -540,11 +580,16 @@ mod tests {
         assert!(c.buckets.len() > MIN_BUCKETS);
         assert!(c.buckets.len() <= 65_536, "{} buckets", c.buckets.len());
         for (i, n) in names.iter().enumerate() {
-            assert_eq!(c.get(c.key(n.as_bytes())), Some(i % 7 == 0), "{n}");
+            let k = c.key(n.as_bytes());
+            assert_eq!(c.get(n.as_bytes(), k), Some(i % 7 == 0), "{n}");
         }
         assert_eq!(c.len, names.len());
         c.clear();
-        assert!(names.iter().all(|n| c.get(c.key(n.as_bytes())).is_none()));
+        for n in &names {
+            let k = c.key(n.as_bytes());
+            assert_eq!(c.guess(n.as_bytes()), None);
+            assert_eq!(c.get(n.as_bytes(), k), None);
+        }
     }
 
     /// Looks `names` up in order, storing what is not cached; returns the
@@ -552,15 +597,16 @@ mod tests {
     fn pass(c: &mut AnswerCache, names: &[String]) -> u32 {
         let mut wrong = 0;
         for (i, n) in names.iter().enumerate() {
+            let want = n.len() % 3 == 0;
+            if let Some(hit) = c.guess(n.as_bytes()) {
+                assert_eq!(hit, want, "{n} at {i}, guessed");
+                continue;
+            }
+            wrong += 1;
             let k = c.key(n.as_bytes());
-            let guessed = c
-                .order
-                .get(c.next)
-                .is_some_and(|&(tag, check)| tag == k.0 && check & !1 == k.1);
-            wrong += u32::from(!guessed);
-            match c.get(k) {
-                Some(hit) => assert_eq!(hit, n.len() % 3 == 0, "{n} at {i}"),
-                None => c.put(k, n.len() % 3 == 0),
+            match c.get(n.as_bytes(), k) {
+                Some(hit) => assert_eq!(hit, want, "{n} at {i}"),
+                None => c.put(n.as_bytes(), k, want),
             }
         }
         wrong
@@ -621,12 +667,20 @@ mod tests {
         // Every name still in the table still has its answer.
         let mut found = 0;
         for n in &names {
-            if let Some(hit) = c.get(c.key(n.as_bytes())) {
+            if let Some(hit) = c.get(n.as_bytes(), c.key(n.as_bytes())) {
                 assert_eq!(hit, n.len() % 3 == 0, "{n}");
                 found += 1;
             }
         }
         assert!(found > 2500, "{found} of 3000 kept");
+        // Long names: the order's bytes are bounded too.
+        let long: Vec<String> = (0..3000)
+            .map(|i| format!("{i}.{}", "x".repeat(1000)))
+            .collect();
+        for _ in 0..2 {
+            pass(&mut c, &long);
+            assert!(c.order_names.len() <= MIN_BUCKETS * WAYS * ORDER_MAX_BYTES_PER_NAME);
+        }
     }
 
     #[test]
@@ -690,8 +744,8 @@ mod tests {
         for i in 0..100_000 {
             let n = format!("x.{i}");
             let k = c.key(n.as_bytes());
-            c.put(k, i % 2 == 0);
-            assert_eq!(c.get(k), Some(i % 2 == 0));
+            c.put(n.as_bytes(), k, i % 2 == 0);
+            assert_eq!(c.get(n.as_bytes(), k), Some(i % 2 == 0));
         }
         assert_eq!(c.buckets.len(), MIN_BUCKETS);
     }
