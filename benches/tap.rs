@@ -37,7 +37,11 @@ fn shuffled(names: &[String], rounds: usize) -> Vec<Vec<String>> {
 fn offer(c: &mut Criterion) {
     let names = names();
     let (tx, mut rx) = tokio::sync::mpsc::channel(1 << 16);
-    let tap = Arc::new(AlertTap::new(tx, 500_000));
+    let tap = Arc::new(AlertTap::new(
+        tx,
+        500_000,
+        std::time::Duration::from_millis(4),
+    ));
     tap.publish(Arc::new(
         PatternIndex::build([(0, "bench.*.host000.*"), (1, "other.*.x")], 1).0,
     ));

@@ -83,17 +83,26 @@ pub struct AlertTap {
     /// Points dropped because the engine's queue was full.
     pub points_dropped: AtomicU64,
     max_cached_names: usize,
+    /// How long a busy connection's points may wait for their batch.
+    batch_max_wait: std::time::Duration,
 }
 
 impl AlertTap {
-    /// A tap feeding `tx`.
-    pub fn new(tx: mpsc::Sender<Points>, max_cached_names: usize) -> Self {
+    /// A tap feeding `tx`, whose caches keep about `max_cached_names`
+    /// answers and whose busy connections hand points over at least every
+    /// `batch_max_wait`.
+    pub fn new(
+        tx: mpsc::Sender<Points>,
+        max_cached_names: usize,
+        batch_max_wait: std::time::Duration,
+    ) -> Self {
         AlertTap {
             index: ArcSwap::from_pointee(PatternIndex::default()),
             tx,
             points_sent: AtomicU64::new(0),
             points_dropped: AtomicU64::new(0),
             max_cached_names: max_cached_names.max(1),
+            batch_max_wait,
         }
     }
 
@@ -134,9 +143,6 @@ pub struct TapCache {
 /// its client keeps sending (it hands them over at once when the client
 /// pauses).
 pub const TAP_BATCH_POINTS: usize = 1024;
-/// How long a point may wait for its batch to fill: the most a busy
-/// connection adds to alert latency.
-pub const TAP_BATCH_MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// When a flush hands the engine its points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,14 +220,14 @@ impl TapCache {
     }
 
     /// Hands pending points to the engine (all of them, or only once there
-    /// are [`TAP_BATCH_POINTS`] or the oldest waited [`TAP_BATCH_MAX_WAIT`])
-    /// and picks up a new index.
+    /// are [`TAP_BATCH_POINTS`] or the oldest waited the tap's
+    /// `batch_max_wait`) and picks up a new index.
     pub fn flush(&mut self, when: AlertFlush) {
         let due = when == AlertFlush::All
             || self.pending.len() >= TAP_BATCH_POINTS
             || self
                 .pending_since
-                .is_some_and(|t| t.elapsed() >= TAP_BATCH_MAX_WAIT);
+                .is_some_and(|t| t.elapsed() >= self.tap.batch_max_wait);
         if due && !self.pending.is_empty() {
             self.pending_since = None;
             // The next batch is likely the same size: allocate it once.
@@ -686,7 +692,7 @@ mod tests {
     #[test]
     fn a_busy_reader_hands_points_over_in_batches() {
         let (tx, mut rx) = mpsc::channel(16);
-        let tap = Arc::new(AlertTap::new(tx, 1000));
+        let tap = Arc::new(AlertTap::new(tx, 1000, std::time::Duration::from_millis(4)));
         tap.publish(Arc::new(PatternIndex::build([(0, "a.*")], 1).0));
         let mut c = tap.cache();
         c.flush(AlertFlush::WhenDue); // picks up the index

@@ -129,7 +129,7 @@ mod tests {
         )
         .unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        let tap = Arc::new(AlertTap::new(tx, 1000));
+        let tap = Arc::new(AlertTap::new(tx, 1000, std::time::Duration::from_millis(4)));
         tap.publish(Arc::new(PatternIndex::build([(0, "a.*")], 1).0));
         let relay = Relay::start(&config, Arc::new(Stats::default()), Some(tap));
         let mut out = relay.dispatcher();
