@@ -22,6 +22,9 @@ W=/tmp/carbonwatch-bench; rm -rf "$W"; mkdir -p "$W"
 cargo build --release --quiet
 BIN=$PWD/target/release/carbonwatch
 
+# The latency and memory parts' config: one check, an HTTP subscription.
+sed "s|/tmp/carbonwatch-bench|$W|" config/bench/latency.toml > "$W/latency.toml"
+
 # $1: config; $2: its plaintext port. Sets PID.
 start() { $BIN run --config "$1" 2>"$W/log-$2" & PID=$!
           for _ in $(seq 600); do (echo > /dev/tcp/127.0.0.1/$2) 2>/dev/null && return; sleep 0.1; done; echo "no start"; exit 1; }
@@ -45,7 +48,6 @@ fi
 
 if part latency; then
 echo "## alert latency (background $RATE lines/s, 1000 probes)"
-sed "s|/tmp/carbonwatch-bench|$W|" config/bench/latency.toml > "$W/latency.toml"
 for r in $(seq "$RUNS"); do
     rm -f "$W"/*.db*; start "$W/latency.toml" 32003
     $BIN bench-latency --target 127.0.0.1:32003 --sink 127.0.0.1:32103 --hook 127.0.0.1:32500 --rate "$RATE" --probes 1000
