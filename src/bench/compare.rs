@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::{cpu_time, payload, send_lines, Sink};
+use super::{cpu_since, cpu_time, payload, send_lines, Sink};
 
 /// One relay under test.
 #[derive(Debug, Clone)]
@@ -229,10 +229,7 @@ impl Rig {
         }
         let sent = per_conn * self.conns.len() as u64;
         let received = self.sink.wait_for(before + sent, settle).await - before;
-        let cpu = match (cpu_before, self.pid.and_then(cpu_time)) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-            _ => None,
-        };
+        let cpu = cpu_since(cpu_before, self.pid);
         Ok(Segment {
             side,
             sent,

@@ -211,6 +211,11 @@ pub(crate) async fn send_lines(
     Ok(())
 }
 
+/// CPU time `pid` used since it had used `before`.
+pub(crate) fn cpu_since(before: Option<Duration>, pid: Option<u32>) -> Option<Duration> {
+    Some(pid.and_then(cpu_time)?.saturating_sub(before?))
+}
+
 /// Runs the benchmark.
 pub async fn run(opts: BenchOptions) -> std::io::Result<BenchReport> {
     let sink = Sink::bind(&opts.sinks).await?;
@@ -237,10 +242,7 @@ pub async fn run(opts: BenchOptions) -> std::io::Result<BenchReport> {
     }
     let received = sink.wait_for(sent, opts.settle).await;
     let last = sink.last_rx();
-    let cpu = match (cpu_before, opts.watch_pid.and_then(cpu_time)) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-        _ => None,
-    };
+    let cpu = cpu_since(cpu_before, opts.watch_pid);
     Ok(BenchReport {
         cpu,
         sent,
