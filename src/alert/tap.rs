@@ -192,21 +192,8 @@ impl TapCache {
         if self.index.is_empty() {
             return;
         }
-        let hit = match self.answers.guess(name.as_bytes()) {
-            Some(hit) => hit,
-            None => {
-                let key = key.unwrap_or_else(|| self.answers.key(name.as_bytes()));
-                match self.answers.get(name.as_bytes(), key) {
-                    Some(hit) => hit,
-                    None => {
-                        let hit = self.index.is_match(name);
-                        self.answers.put(name.as_bytes(), key, hit);
-                        hit
-                    }
-                }
-            }
-        };
-        if hit {
+        let index = &self.index;
+        if self.answers.answer(name, key, || index.is_match(name)) {
             if self.pending.is_empty() {
                 self.pending_since = Some(std::time::Instant::now());
             }
@@ -403,6 +390,29 @@ impl AnswerCache {
         }
     }
 
+    /// Whether any check matches `name` (whose key is `key`, if already
+    /// computed): from the guess, else from the table, else from
+    /// `is_match`, whose answer is then kept.
+    #[inline]
+    pub fn answer(
+        &mut self,
+        name: &str,
+        key: Option<Key>,
+        is_match: impl FnOnce() -> bool,
+    ) -> bool {
+        let bytes = name.as_bytes();
+        if let Some(hit) = self.guess(bytes) {
+            return hit;
+        }
+        let key = key.unwrap_or_else(|| self.key(bytes));
+        if let Some(hit) = self.get(bytes, key) {
+            return hit;
+        }
+        let hit = is_match();
+        self.put(bytes, key, hit);
+        hit
+    }
+
     /// The name recorded at `pos` of the order, and its answer.
     #[inline]
     fn recorded(&self, pos: usize) -> Option<(&[u8], bool)> {
@@ -414,7 +424,7 @@ impl AnswerCache {
     /// The answer for `name` if it is the name guessed to come next, which
     /// is then the one after it.
     #[inline]
-    pub fn guess(&mut self, name: &[u8]) -> Option<bool> {
+    fn guess(&mut self, name: &[u8]) -> Option<bool> {
         self.lookups += 1;
         if self.lookups == GUESS_WINDOW {
             self.predictable = self.wrong <= GUESS_WINDOW / 16;
@@ -434,7 +444,7 @@ impl AnswerCache {
 
     /// The cached answer for `name`, whose key is `k`, if any; the next
     /// name is then guessed to be the one that followed it last time.
-    pub fn get(&mut self, name: &[u8], k: Key) -> Option<bool> {
+    fn get(&mut self, name: &[u8], k: Key) -> Option<bool> {
         let [a, b] = self.buckets_of(k);
         let (bucket, way) = [a, b].into_iter().find_map(|bucket| {
             let way = self.buckets[bucket].0.iter().position(|e| e.is(k))?;
@@ -481,7 +491,7 @@ impl AnswerCache {
 
     /// Stores the answer for `name`, whose key is `k`, which neither
     /// [`AnswerCache::guess`] nor [`AnswerCache::get`] knew.
-    pub fn put(&mut self, name: &[u8], k: Key, hit: bool) {
+    fn put(&mut self, name: &[u8], k: Key, hit: bool) {
         if self.len >= self.buckets.len() * WAYS / 4 * 3 {
             self.try_grow();
         }

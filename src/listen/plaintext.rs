@@ -61,27 +61,35 @@ impl Decoder for PlaintextDecoder {
         } else {
             1
         };
-        let mut parsed = Vec::with_capacity(ahead);
-        let mut more = !self.skipping;
-        while more && !stopped_early {
-            while parsed.len() < ahead {
-                let Some(nl) = memchr::memchr(b'\n', &buf[start..]) else {
-                    more = false;
-                    break;
-                };
-                let line = &buf[start..start + nl];
-                start += nl + 1;
-                if let Some(m) = parse_counted(line, self.max_line_bytes, &opts, out, peer, sampler)
-                {
-                    let key = out.prefetch(&m.name);
-                    parsed.push((m, key));
+        // Still skipping means the buffer holds no `\n`: the loop ends at
+        // once. Nothing is allocated unless lines are parsed ahead.
+        let mut parsed = Vec::new();
+        while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
+            let line = &buf[start..start + nl];
+            start += nl + 1;
+            let Some(m) = parse_counted(line, self.max_line_bytes, &opts, out, peer, sampler)
+            else {
+                continue;
+            };
+            if ahead == 1 {
+                stopped_early = out.dispatch(&m);
+            } else {
+                let key = out.prefetch(&m.name);
+                parsed.push((m, key));
+                if parsed.len() == ahead {
+                    // A flush request is honoured once the lines parsed are
+                    // dispatched: a batch a few lines over is harmless.
+                    for (m, key) in parsed.drain(..) {
+                        stopped_early |= out.dispatch_prefetched(&m, key);
+                    }
                 }
             }
-            // A flush request is honoured once the lines parsed are
-            // dispatched: a batch a few lines over its size is harmless.
-            for (m, key) in parsed.drain(..) {
-                stopped_early |= out.dispatch_prefetched(&m, key);
+            if stopped_early {
+                break;
             }
+        }
+        for (m, key) in parsed.drain(..) {
+            stopped_early |= out.dispatch_prefetched(&m, key);
         }
         buf.advance(start);
         if !stopped_early && !self.skipping && buf.len() > self.max_line_bytes {
