@@ -79,7 +79,7 @@ fn pickle_frames(c: &mut Criterion) {
     let mut g = c.benchmark_group("pickle");
     g.throughput(Throughput::Elements(500));
     g.bench_function("decode 500-point frame", |b| {
-        b.iter(|| black_box(pickle::decode(black_box(&payload), || {}).unwrap()))
+        b.iter(|| black_box(pickle::decode(black_box(&payload), |_| {}).unwrap()))
     });
     g.finish();
 }

@@ -8,7 +8,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -85,6 +84,11 @@ pub struct ListenConfig {
     /// Largest accepted pickle frame (carbon's is 1 MiB); caps the memory
     /// and decode work of one frame.
     pub max_pickle_frame_bytes: usize,
+    /// How many times its own size a pickle frame may decode to (names
+    /// plus a fixed cost per item). Honest frames decode to less than
+    /// their size; this refuses memo bombs, one name referenced a million
+    /// times, before they are materialised.
+    pub max_pickle_expansion: usize,
     /// Largest UDP datagram read; longer ones are truncated by the kernel,
     /// detected, and dropped whole.
     pub max_datagram_bytes: usize,
@@ -102,6 +106,7 @@ impl Default for ListenConfig {
             idle_timeout_secs: 600,
             max_line_bytes: 16384,
             max_pickle_frame_bytes: 1 << 20,
+            max_pickle_expansion: 8,
             max_datagram_bytes: 65535,
             normalize_tags: false,
         }
@@ -739,7 +744,7 @@ impl Validator<'_> {
                 Ok(glob) => Matcher::Glob(glob),
                 Err(e) => return self.fail(g, key("match"), e.to_string()),
             },
-            (None, Some(re), None) => match Regex::new(re.get_ref()) {
+            (None, Some(re), None) => match route::glob::bounded_regex(re.get_ref()) {
                 Ok(regex) => Matcher::Regex(regex),
                 Err(e) => return self.fail(re, key("regex"), e.to_string()),
             },

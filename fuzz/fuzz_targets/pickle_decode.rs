@@ -7,7 +7,7 @@ use carbonwatch::codec::pickle::{decode, Encoder};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(items) = decode(data, || {}) {
+    if let Ok(items) = decode(data, |_| {}) {
         let mut enc = Encoder::new(500);
         let mut out = bytes::BytesMut::new();
         for i in items.iter().filter(|i| i.timestamp.is_finite() && i.timestamp.abs() < 9e18) {

@@ -123,7 +123,7 @@ pub async fn list_checks(
         .iter()
         .zip(&regexes)
         .map(|(f, r)| {
-            regex::Regex::new(r)
+            crate::route::glob::bounded_regex(r)
                 .map(|re| (f.to_string(), re))
                 .map_err(|e| ApiError::bad(format!("regexes: {e}")))
         })

@@ -405,11 +405,11 @@ mod tests {
             /// valid frame.
             #[test]
             fn pickle_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), flip in 0usize..64, to in any::<u8>()) {
-                let _ = crate::codec::pickle::decode(&bytes, || {});
+                let _ = crate::codec::pickle::decode(&bytes, |_| {});
                 let mut frame = b"\x80\x02](X\x03\x00\x00\x00a.bJ\x00\xf1SeG?\xf8\x00\x00\x00\x00\x00\x00\x86\x86e.".to_vec();
                 let i = flip % frame.len();
                 frame[i] = to;
-                let _ = crate::codec::pickle::decode(&frame, || {});
+                let _ = crate::codec::pickle::decode(&frame, |_| {});
             }
         }
     }

@@ -55,11 +55,16 @@ pub enum Reject {
     /// The stream ended inside a line or frame; carbon discards it too.
     #[error("stream ended mid-line or mid-frame")]
     Unterminated,
+    /// A pickle frame would decode to more than its budget (memo
+    /// references multiplying one name): refused whole before any of it
+    /// was copied.
+    #[error("pickle frame decodes to more than max_pickle_expansion times its size")]
+    PickleBomb,
 }
 
 impl Reject {
     /// Every reason, for registering counters up front.
-    pub const ALL: [Reject; 11] = [
+    pub const ALL: [Reject; 12] = [
         Reject::Empty,
         Reject::FieldCount,
         Reject::BadValue,
@@ -71,6 +76,7 @@ impl Reject {
         Reject::BadPickle,
         Reject::BadPickleItem,
         Reject::Unterminated,
+        Reject::PickleBomb,
     ];
 
     /// Stable snake_case label used in counters and self-metrics.
@@ -87,6 +93,7 @@ impl Reject {
             Reject::BadPickle => "bad_pickle",
             Reject::BadPickleItem => "bad_pickle_item",
             Reject::Unterminated => "unterminated",
+            Reject::PickleBomb => "pickle_bomb",
         }
     }
 

@@ -5,8 +5,19 @@
 //! only data opcodes: any opcode that names a global or builds an object
 //! (`GLOBAL`, `STACK_GLOBAL`, `REDUCE`, `BUILD`, `INST`, `OBJ`, `NEWOBJ`, ...)
 //! rejects the frame. That is carbon's `SafeUnpickler` under Python 3, where
-//! every global lookup fails. Work is bounded by the frame length, so a
-//! hostile frame costs at most linear time and memory.
+//! every global lookup fails.
+//!
+//! A frame is hostile until proven otherwise, so the decoder is linear in
+//! the frame's size in both time and memory:
+//! - every opcode pushes at most one value, and containers and memo entries
+//!   are shared (`Rc`), never copied, so the machine holds O(frame) values;
+//! - extraction borrows; a name is copied out only after its length has
+//!   been checked against [`Limits::max_name_bytes`] and charged to the
+//!   frame's output budget ([`Limits::max_expansion`] times its size), so a
+//!   name memoised once and referenced a million times costs what it
+//!   references and is refused before it is materialised;
+//! - nested values are torn down with a work list, not by recursive drops,
+//!   so a million nested tuples cannot overflow the stack.
 //!
 //! [`Encoder`] writes protocol 2, as carbon's relay does towards
 //! carbon-cache.
@@ -29,6 +40,37 @@ pub struct Item {
     pub value: f64,
 }
 
+/// What one frame may decode to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest name an item may carry (the listener passes
+    /// `max_line_bytes`, so a name is bounded whichever port it comes in
+    /// on). A longer one is a [`Reject::TooLong`] item, never copied.
+    pub max_name_bytes: usize,
+    /// The decoded items of a frame, names plus a fixed cost per item, may
+    /// take at most this many times the frame's own size. Without memo
+    /// references an honest frame decodes to less than its size; this is
+    /// the bound that refuses a memo bomb as [`Reject::PickleBomb`].
+    pub max_expansion: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_name_bytes: 16384,
+            max_expansion: 8,
+        }
+    }
+}
+
+/// The fixed cost an item charges to the output budget besides its name:
+/// about what an [`Item`] and its share of a line take.
+const ITEM_COST_BYTES: usize = 32;
+
+/// The smallest output budget, so that tiny frames with a few repeated
+/// names are never refused.
+const MIN_BUDGET_BYTES: usize = 64 << 10;
+
 /// A pickled value. Lists are shared and mutable, as in Python, so that a
 /// memoised list sees later `APPEND`s.
 #[derive(Debug, Clone)]
@@ -43,58 +85,100 @@ enum Value {
     Bytes(Rc<[u8]>),
     List(Rc<RefCell<Vec<Value>>>),
     Tuple(Rc<[Value]>),
-    Mark,
 }
 
-/// Decodes one pickle payload (the bytes after the length prefix) into
-/// items. A whole-frame failure is `Err(BadPickle)`; a malformed item is
-/// reported through `on_bad_item` and skipped, as carbon does.
-pub fn decode(data: &[u8], mut on_bad_item: impl FnMut()) -> Result<Vec<Item>, Reject> {
+/// Decodes one pickle payload (the bytes after the length prefix) with the
+/// default [`Limits`]; see [`decode_with`].
+pub fn decode(data: &[u8], on_bad_item: impl FnMut(Reject)) -> Result<Vec<Item>, Reject> {
+    decode_with(data, &Limits::default(), on_bad_item)
+}
+
+/// Decodes one pickle payload into items. A whole-frame failure is `Err`
+/// (`BadPickle`, or `PickleBomb` when the output would exceed its budget);
+/// a malformed item is reported through `on_bad_item` with its reason and
+/// skipped, as carbon does.
+pub fn decode_with(
+    data: &[u8],
+    limits: &Limits,
+    mut on_bad_item: impl FnMut(Reject),
+) -> Result<Vec<Item>, Reject> {
     let mut m = Machine::new(data);
-    let result = m.run();
-    let items = result.and_then(|top| extract(&top, &mut on_bad_item));
-    m.break_cycles();
+    let top = m.run()?;
+    let budget = data
+        .len()
+        .saturating_mul(limits.max_expansion)
+        .max(MIN_BUDGET_BYTES);
+    let items = extract(&top, limits, budget, &mut on_bad_item);
+    m.stack.push(top); // torn down with the rest
     items
 }
 
-fn extract(top: &Value, on_bad_item: &mut impl FnMut()) -> Result<Vec<Item>, Reject> {
-    let items = seq(top).ok_or(Reject::BadPickle)?;
-    let mut out = Vec::with_capacity(items.len());
-    for item in items.iter() {
-        match extract_item(item) {
-            Some(i) => out.push(i),
-            None => on_bad_item(),
+fn extract(
+    top: &Value,
+    limits: &Limits,
+    mut budget: usize,
+    on_bad_item: &mut impl FnMut(Reject),
+) -> Result<Vec<Item>, Reject> {
+    with_seq(top, |items| {
+        let mut out = Vec::new();
+        for item in items {
+            match extract_item(item, limits, &mut budget) {
+                Ok(i) => out.push(i),
+                Err(Reject::PickleBomb) => return Err(Reject::PickleBomb),
+                Err(r) => on_bad_item(r),
+            }
         }
-    }
-    Ok(out)
+        Ok(out)
+    })
+    .ok_or(Reject::BadPickle)?
 }
 
-/// The elements of a list or tuple.
-fn seq(v: &Value) -> Option<Rc<[Value]>> {
+/// Runs `f` on the elements of a list or tuple, borrowed, never copied.
+fn with_seq<R>(v: &Value, f: impl FnOnce(&[Value]) -> R) -> Option<R> {
     match v {
-        Value::List(l) => Some(l.borrow().clone().into()),
-        Value::Tuple(t) => Some(t.clone()),
+        Value::List(l) => Some(f(&l.borrow())),
+        Value::Tuple(t) => Some(f(t)),
         _ => None,
     }
 }
 
-fn extract_item(item: &Value) -> Option<Item> {
-    let pair = seq(item)?;
-    let [name, point] = &pair[..] else {
-        return None;
-    };
-    let name = match name {
-        Value::Str(s) => s.to_string(),
-        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok()?,
-        _ => return None,
-    };
-    let point = seq(point)?;
-    let [ts, value] = &point[..] else { return None };
-    Some(Item {
-        name,
-        timestamp: number(ts)?,
-        value: number(value)?,
+/// A two-element list or tuple.
+fn pair<R>(v: &Value, f: impl FnOnce(&Value, &Value) -> R) -> Option<R> {
+    with_seq(v, |s| match s {
+        [a, b] => Some(f(a, b)),
+        _ => None,
     })
+    .flatten()
+}
+
+fn extract_item(item: &Value, limits: &Limits, budget: &mut usize) -> Result<Item, Reject> {
+    let bad = Reject::BadPickleItem;
+    let extracted = pair(item, |name, point| {
+        let raw: &[u8] = match name {
+            Value::Str(s) => s.as_bytes(),
+            Value::Bytes(b) => b,
+            _ => return Err(bad),
+        };
+        if raw.len() > limits.max_name_bytes {
+            return Err(Reject::TooLong);
+        }
+        // Charged before anything is copied or validated: the budget is
+        // what bounds the work a memo bomb can ask for.
+        let cost = raw.len() + ITEM_COST_BYTES;
+        #[cfg(test)]
+        cost::add(cost);
+        *budget = budget.checked_sub(cost).ok_or(Reject::PickleBomb)?;
+        let (timestamp, value) = pair(point, |ts, v| Some((number(ts)?, number(v)?)))
+            .flatten()
+            .ok_or(bad)?;
+        let name = std::str::from_utf8(raw).map_err(|_| bad)?.to_owned();
+        Ok(Item {
+            name,
+            timestamp,
+            value,
+        })
+    });
+    extracted.unwrap_or(Err(bad))
 }
 
 /// Python's `float(x)` for the values a pickle can hold.
@@ -113,11 +197,42 @@ struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
     stack: Vec<Value>,
+    /// Stack heights at each open MARK, innermost last (Python's
+    /// metastack): finding the last mark costs O(1), not a scan.
+    marks: Vec<usize>,
     memo: Vec<Option<Value>>,
     lists: Vec<Rc<RefCell<Vec<Value>>>>,
 }
 
 type Step<T> = Result<T, Reject>;
+
+impl Drop for Machine<'_> {
+    /// Takes every value apart with a work list. Lists may reference
+    /// themselves through the memo (a cycle `Rc` alone would leak), and
+    /// values may nest a million deep (a recursive drop would overflow).
+    fn drop(&mut self) {
+        let mut work: Vec<Value> = std::mem::take(&mut self.stack);
+        work.extend(self.memo.drain(..).flatten());
+        for l in self.lists.drain(..) {
+            work.append(&mut l.borrow_mut());
+        }
+        while let Some(v) = work.pop() {
+            #[cfg(test)]
+            cost::add(1);
+            match v {
+                Value::Tuple(mut t) => {
+                    if let Some(items) = Rc::get_mut(&mut t) {
+                        for x in items.iter_mut() {
+                            work.push(std::mem::replace(x, Value::None));
+                        }
+                    }
+                }
+                Value::List(l) => work.append(&mut l.borrow_mut()),
+                _ => {}
+            }
+        }
+    }
+}
 
 impl<'a> Machine<'a> {
     fn new(data: &'a [u8]) -> Self {
@@ -125,20 +240,17 @@ impl<'a> Machine<'a> {
             data,
             pos: 0,
             stack: Vec::new(),
+            marks: Vec::new(),
             memo: Vec::new(),
             lists: Vec::new(),
         }
     }
 
-    /// Lists may reference themselves through the memo; clearing them all
-    /// frees such cycles, which `Rc` alone would leak.
-    fn break_cycles(&mut self) {
-        self.lists.iter().for_each(|l| l.borrow_mut().clear());
-    }
-
     fn take(&mut self, n: usize) -> Step<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
         let end = end.ok_or(Reject::BadPickle)?;
+        #[cfg(test)]
+        cost::add(n);
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -169,28 +281,35 @@ impl<'a> Machine<'a> {
         std::str::from_utf8(self.line()?).map_err(|_| Reject::BadPickle)
     }
 
+    /// The stack height below which the innermost MARK protects values.
+    fn floor(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+
     fn push(&mut self, v: Value) {
         self.stack.push(v);
     }
 
     fn pop(&mut self) -> Step<Value> {
-        match self.stack.pop() {
-            Some(Value::Mark) | None => Err(Reject::BadPickle),
-            Some(v) => Ok(v),
+        if self.stack.len() <= self.floor() {
+            return Err(Reject::BadPickle);
         }
+        self.stack.pop().ok_or(Reject::BadPickle)
     }
 
     fn top(&self) -> Step<&Value> {
+        if self.stack.len() <= self.floor() {
+            return Err(Reject::BadPickle);
+        }
         self.stack.last().ok_or(Reject::BadPickle)
     }
 
-    /// Pops everything down to the last MARK.
+    /// Pops everything down to the last MARK, and the mark.
     fn pop_mark(&mut self) -> Step<Vec<Value>> {
-        let at = self.stack.iter().rposition(|v| matches!(v, Value::Mark));
-        let at = at.ok_or(Reject::BadPickle)?;
-        let items = self.stack.split_off(at + 1);
-        self.stack.pop();
-        Ok(items)
+        let at = self.marks.pop().ok_or(Reject::BadPickle)?;
+        #[cfg(test)]
+        cost::add(self.stack.len() - at);
+        Ok(self.stack.split_off(at))
     }
 
     fn new_list(&mut self, items: Vec<Value>) -> Value {
@@ -200,8 +319,8 @@ impl<'a> Machine<'a> {
     }
 
     fn memo_put(&mut self, idx: usize) -> Step<()> {
-        // The memo is indexed densely; an index far beyond the frame's
-        // size can only be an attack on memory.
+        // The memo is indexed densely; an index beyond the frame's size
+        // can only be an attack on memory.
         if idx > self.data.len() {
             return Err(Reject::BadPickle);
         }
@@ -237,6 +356,8 @@ impl<'a> Machine<'a> {
     fn run(&mut self) -> Step<Value> {
         loop {
             let op = self.byte()?;
+            #[cfg(test)]
+            cost::add(1);
             match op {
                 0x80 => {
                     let proto = self.byte()?;
@@ -247,10 +368,20 @@ impl<'a> Machine<'a> {
                 0x95 => {
                     self.take(8)?; // FRAME: a length hint only
                 }
-                b'.' => return self.pop(),
-                b'(' => self.push(Value::Mark),
+                b'.' => {
+                    if !self.marks.is_empty() {
+                        return Err(Reject::BadPickle);
+                    }
+                    return self.pop();
+                }
+                b'(' => self.marks.push(self.stack.len()),
                 b'0' => {
-                    self.stack.pop().ok_or(Reject::BadPickle)?;
+                    // POP takes the innermost MARK when nothing is above it.
+                    if self.stack.len() == self.floor() && !self.marks.is_empty() {
+                        self.marks.pop();
+                    } else {
+                        self.pop()?;
+                    }
                 }
                 b'1' => {
                     self.pop_mark()?;
@@ -283,13 +414,10 @@ impl<'a> Machine<'a> {
                 }
                 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
-                    if self.stack.len() < n {
+                    if self.stack.len() < self.floor() + n {
                         return Err(Reject::BadPickle);
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    if items.iter().any(|v| matches!(v, Value::Mark)) {
-                        return Err(Reject::BadPickle);
-                    }
                     self.push(Value::Tuple(items.into()));
                 }
                 b'N' => self.push(Value::None),
@@ -583,12 +711,74 @@ impl Encoder {
     }
 }
 
+/// Work and memory accounting for the tests that prove the decoder
+/// linear: `add` counts units of work (opcodes, bytes read or copied,
+/// values moved or torn down) on the calling thread, and the counting
+/// allocator below records this thread's peak of live heap bytes.
+#[cfg(test)]
+mod cost {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static WORK: Cell<usize> = const { Cell::new(0) };
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    pub fn add(n: usize) {
+        let _ = WORK.try_with(|w| w.set(w.get().saturating_add(n)));
+    }
+
+    /// Runs `f` and returns its result with the work it counted and the
+    /// peak of heap bytes it held beyond what was live when it started.
+    pub fn measure<R>(f: impl FnOnce() -> R) -> (R, usize, usize) {
+        WORK.with(|w| w.set(0));
+        let base = LIVE.with(Cell::get);
+        PEAK.with(|p| p.set(base));
+        let r = f();
+        let work = WORK.with(Cell::get);
+        let peak = PEAK.with(Cell::get) - base;
+        (r, work, peak.max(0) as usize)
+    }
+
+    struct Counting;
+
+    fn track(delta: isize) {
+        let _ = LIVE.try_with(|l| {
+            let v = l.get() + delta;
+            l.set(v);
+            let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
+        });
+    }
+
+    // SAFETY: every call is forwarded to the system allocator unchanged;
+    // the counters only observe sizes.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            track(layout.size() as isize);
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            track(-(layout.size() as isize));
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
+            track(new as isize - layout.size() as isize);
+            unsafe { System.realloc(ptr, layout, new) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOC: Counting = Counting;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn items(data: &[u8]) -> Result<Vec<Item>, Reject> {
-        decode(data, || {})
+        decode(data, |_| {})
     }
 
     fn item(name: &str, ts: f64, v: f64) -> Item {
@@ -596,6 +786,193 @@ mod tests {
             name: name.into(),
             timestamp: ts,
             value: v,
+        }
+    }
+
+    /// Hostile frames of about `n` bytes, one per shape the decoder must
+    /// survive in linear time and memory.
+    mod hostile {
+        /// One long name memoised once and referenced by every item.
+        pub fn memo_bomb(name_len: usize, n: usize) -> Vec<u8> {
+            let mut f = b"\x80\x02]q\x00(X".to_vec();
+            f.extend_from_slice(&(name_len as u32).to_le_bytes());
+            f.extend(std::iter::repeat_n(b'a', name_len));
+            f.extend_from_slice(b"q\x01J\x00\xf1SeK\x01\x86q\x02\x86");
+            while f.len() < n {
+                f.extend_from_slice(b"h\x01h\x02\x86");
+            }
+            f.extend_from_slice(b"e.");
+            f
+        }
+
+        /// A list of many elements referenced by every item (each was a
+        /// copy of the whole list).
+        pub fn list_refs(n: usize) -> Vec<u8> {
+            let mut f = b"\x80\x02]q\x00]q\x01(".to_vec();
+            let half = f.len() + n / 2;
+            while f.len() < half {
+                f.push(b'N');
+            }
+            f.extend_from_slice(b"e(");
+            while f.len() < n {
+                f.extend_from_slice(b"h\x01");
+            }
+            f.extend_from_slice(b"e0h\x00(h\x01e.");
+            f
+        }
+
+        /// Tuples nested one inside the next.
+        pub fn nested_tuples(n: usize) -> Vec<u8> {
+            let mut f = b")".to_vec();
+            f.extend(std::iter::repeat_n(0x85u8, n));
+            f.push(b'.');
+            f
+        }
+
+        /// Lists nested one inside the next through MARKs.
+        pub fn nested_lists(n: usize) -> Vec<u8> {
+            let mut f = vec![b'('; n / 2];
+            f.extend(std::iter::repeat_n(b'l', n / 2));
+            f.push(b'.');
+            f
+        }
+
+        /// Many values under one MARK, popped a few at a time by TUPLE3.
+        pub fn wide_mark(n: usize) -> Vec<u8> {
+            let mut f = b"](".to_vec();
+            while f.len() < n / 2 {
+                f.push(b'N');
+            }
+            while f.len() < n {
+                f.push(0x87);
+            }
+            f.extend_from_slice(b"e.");
+            f
+        }
+
+        /// Valid items whose names are longer than the limit.
+        pub fn long_names(name_len: usize, n: usize) -> Vec<u8> {
+            let mut f = b"\x80\x02](".to_vec();
+            while f.len() < n {
+                f.push(b'X');
+                f.extend_from_slice(&(name_len as u32).to_le_bytes());
+                f.extend(std::iter::repeat_n(b'n', name_len));
+                f.extend_from_slice(b"K\x01K\x02\x86\x86");
+            }
+            f.extend_from_slice(b"e.");
+            f
+        }
+    }
+
+    #[test]
+    fn a_memo_bomb_is_refused_before_it_is_materialised() {
+        // The frame: a 200 KB name referenced by 2-byte BINGETs
+        // throughout 1 MiB would decode to about 40 GB.
+        let frame = hostile::memo_bomb(200_000, 1 << 20);
+        let limits = Limits {
+            max_name_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let (r, _, peak) = cost::measure(|| decode_with(&frame, &limits, |_| {}));
+        assert_eq!(r, Err(Reject::PickleBomb));
+        assert!(peak < 40 * frame.len(), "peak {peak} bytes");
+        // With the default name limit each item is refused on its own,
+        // without copying its name.
+        let mut too_long = 0;
+        let (r, _, peak) = cost::measure(|| {
+            decode_with(&frame, &Limits::default(), |r| {
+                assert_eq!(r, Reject::TooLong);
+                too_long += 1
+            })
+        });
+        assert_eq!(r, Ok(vec![]));
+        assert!(too_long > 150_000);
+        assert!(peak < 40 * frame.len(), "peak {peak} bytes");
+    }
+
+    #[test]
+    fn honest_frames_with_repeated_names_are_within_budget() {
+        // Python's pickler memoises a repeated name: 50 points of one
+        // 100-byte name in one frame is an honest frame.
+        let frame = hostile::memo_bomb(100, 400);
+        let got = items(&frame).unwrap();
+        assert!(got.len() > 50);
+        assert!(got.iter().all(|i| i.name.len() == 100 && i.value == 1.0));
+    }
+
+    #[test]
+    fn list_references_cost_what_they_reference_once() {
+        let frame = hostile::list_refs(120_000);
+        let (r, work, _) = cost::measure(|| items(&frame));
+        // Every reference is a list of many elements, so not an item.
+        assert_eq!(r, Ok(vec![]));
+        assert!(work < 16 * frame.len(), "work {work}");
+    }
+
+    #[test]
+    fn deep_nesting_neither_recurses_nor_overflows() {
+        for frame in [
+            hostile::nested_tuples(2_000_000),
+            hostile::nested_lists(2_000_000),
+        ] {
+            // A one-element sequence whose element is no item.
+            let mut bad = 0;
+            assert_eq!(decode(&frame, |_| bad += 1), Ok(vec![]));
+            assert_eq!(bad, 1);
+        }
+        // Inside a valid top-level list too.
+        let mut f = b"](".to_vec();
+        f.extend_from_slice(&hostile::nested_tuples(1_000_000)[..1_000_001]);
+        f.extend_from_slice(b"e.");
+        let mut bad = 0;
+        assert_eq!(decode(&f, |_| bad += 1), Ok(vec![]));
+        assert_eq!(bad, 1);
+    }
+
+    #[test]
+    fn names_longer_than_the_limit_are_items_rejected_as_too_long() {
+        let frame = hostile::long_names(40, 400);
+        let limits = Limits {
+            max_name_bytes: 39,
+            ..Limits::default()
+        };
+        let mut reasons = Vec::new();
+        assert_eq!(decode_with(&frame, &limits, |r| reasons.push(r)), Ok(vec![]));
+        assert!(!reasons.is_empty() && reasons.iter().all(|&r| r == Reject::TooLong));
+        let limits = Limits {
+            max_name_bytes: 40,
+            ..limits
+        };
+        assert_eq!(decode_with(&frame, &limits, |_| {}).unwrap().len(), reasons.len());
+    }
+
+    mod linear {
+        use super::super::*;
+        use super::hostile;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+            /// Work and peak memory per frame byte stay under one bound
+            /// whatever the shape and the size: linear, with constants
+            /// small enough that 1 MiB frames cost a few tens of MiB.
+            #[test]
+            fn work_and_memory_grow_linearly(shape in 0usize..6, kib in 1usize..512, name_len in 1usize..4096) {
+                let n = kib << 10;
+                let frame = match shape {
+                    0 => hostile::memo_bomb(name_len, n),
+                    1 => hostile::list_refs(n),
+                    2 => hostile::nested_tuples(n),
+                    3 => hostile::nested_lists(n),
+                    4 => hostile::wide_mark(n),
+                    _ => hostile::long_names(name_len, n),
+                };
+                let limits = Limits { max_name_bytes: 1 << 20, ..Limits::default() };
+                let (_, work, peak) = super::super::cost::measure(|| decode_with(&frame, &limits, |_| {}));
+                let len = frame.len();
+                prop_assert!(work <= 24 * len + 4096, "shape {} len {} work {}", shape, len, work);
+                prop_assert!(peak <= 96 * len + (1 << 20), "shape {} len {} peak {}", shape, len, peak);
+            }
         }
     }
 
@@ -635,7 +1012,7 @@ mod tests {
         // [('ok', (1, 2)), ('bad',), (None, (1, 2))]
         let data = b"\x80\x02](X\x02\x00\x00\x00okK\x01K\x02\x86\x86X\x03\x00\x00\x00bad\x85N\x85K\x01K\x02\x86\x86e.";
         let mut bad = 0;
-        let got = decode(data, || bad += 1).unwrap();
+        let got = decode(data, |_| bad += 1).unwrap();
         assert_eq!(got, vec![item("ok", 1.0, 2.0)]);
         assert_eq!(bad, 2);
     }

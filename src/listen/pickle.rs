@@ -18,6 +18,7 @@ pub type PickleTcpListener = TcpListener<PickleDecoder>;
 #[derive(Debug)]
 pub struct PickleDecoder {
     max_frame_bytes: usize,
+    limits: pickle::Limits,
     normalize_tags: bool,
     /// Bytes of an oversized frame still to discard. Skipping keeps the
     /// stream in sync where carbon would close the connection.
@@ -28,6 +29,10 @@ impl Decoder for PickleDecoder {
     fn new(limits: &ListenConfig) -> Self {
         PickleDecoder {
             max_frame_bytes: limits.max_pickle_frame_bytes,
+            limits: pickle::Limits {
+                max_name_bytes: limits.max_line_bytes,
+                max_expansion: limits.max_pickle_expansion,
+            },
             normalize_tags: limits.normalize_tags,
             skip: 0,
         }
@@ -74,8 +79,8 @@ impl Decoder for PickleDecoder {
                 return false;
             }
             let frame = buf.split_to(4 + len);
-            let mut bad_items = 0u64;
-            match pickle::decode(&frame[4..], || bad_items += 1) {
+            let rejected = &mut out.counts.rejected;
+            match pickle::decode_with(&frame[4..], &self.limits, |r| rejected[r.index()] += 1) {
                 Ok(items) => {
                     for item in items {
                         match Metric::from_parts(
@@ -97,7 +102,6 @@ impl Decoder for PickleDecoder {
                     sampler.sample(peer, r, &frame[4..]);
                 }
             }
-            out.counts.rejected[Reject::BadPickleItem.index()] += bad_items;
             // One frame is at most 1 MiB of points: flush after each.
             return true;
         }

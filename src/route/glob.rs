@@ -7,7 +7,72 @@
 //! * `**` matches any number of nodes (graphite-web's globstar);
 //! * a backslash is removed, as graphite-web's finder does.
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
+
+/// Longest glob accepted, in bytes. Globs come from the API and from
+/// config files; this bounds the work of compiling one and of matching it
+/// against a name (names are at most `max_line_bytes`).
+pub const MAX_GLOB_BYTES: usize = 16384;
+
+/// Deepest nesting of `{...}` groups. Translation recurses once per level,
+/// so this is what keeps a hostile pattern from overflowing the stack.
+pub const MAX_GLOB_DEPTH: usize = 16;
+
+/// Most `{...}` groups in one glob. Brace expansion recurses once per
+/// group.
+pub const MAX_GLOB_GROUPS: usize = 256;
+
+/// Compiled-program size a regular expression may take (routes, globs,
+/// the API's `regexes` filters): bounds the memory one pattern can claim.
+pub const MAX_REGEX_BYTES: usize = 1 << 20;
+
+/// Deepest nesting of a regular expression's groups and repetitions.
+pub const MAX_REGEX_DEPTH: u32 = 64;
+
+/// A regular expression with [`MAX_REGEX_BYTES`] and [`MAX_REGEX_DEPTH`]
+/// applied; the one way this crate compiles a pattern it was given.
+pub fn bounded_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .size_limit(MAX_REGEX_BYTES)
+        .dfa_size_limit(MAX_REGEX_BYTES)
+        .nest_limit(MAX_REGEX_DEPTH)
+        .build()
+}
+
+/// Checks a glob's size and nesting before anything recurses over it.
+fn check_limits(pattern: &str) -> Result<(), String> {
+    if pattern.len() > MAX_GLOB_BYTES {
+        return Err(format!(
+            "longer than {MAX_GLOB_BYTES} bytes ({} bytes)",
+            pattern.len()
+        ));
+    }
+    let (mut depth, mut deepest, mut groups) = (0usize, 0usize, 0usize);
+    // Backslashes are dropped before translation, so they escape nothing
+    // here either.
+    for b in pattern.bytes() {
+        match b {
+            b'{' => {
+                depth += 1;
+                groups += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_GLOB_DEPTH {
+        return Err(format!(
+            "braces nested {deepest} deep; at most {MAX_GLOB_DEPTH} are allowed"
+        ));
+    }
+    if groups > MAX_GLOB_GROUPS {
+        return Err(format!(
+            "{groups} brace groups; at most {MAX_GLOB_GROUPS} are allowed"
+        ));
+    }
+    Ok(())
+}
 
 /// A compiled Graphite glob.
 #[derive(Debug, Clone)]
@@ -33,12 +98,13 @@ impl Glob {
             pattern: pattern.to_string(),
             reason,
         };
+        check_limits(pattern).map_err(err)?;
         let chars: Vec<char> = pattern.chars().filter(|&c| c != '\\').collect();
         let mut re = String::with_capacity(pattern.len() * 2 + 8);
         re.push('^');
         translate(&chars, 0, &mut re, 0).map_err(|r| err(r.to_string()))?;
         re.push('$');
-        let regex = Regex::new(&re).map_err(|e| err(e.to_string()))?;
+        let regex = bounded_regex(&re).map_err(|e| err(e.to_string()))?;
         Ok(Glob {
             pattern: pattern.to_string(),
             regex,
@@ -185,6 +251,7 @@ impl NodeGlob {
     /// Compiles one node (no `.`). `None` if it has unbalanced braces or
     /// expands to too many alternatives.
     pub fn new(pattern: &str) -> Option<NodeGlob> {
+        check_limits(pattern).ok()?;
         let chars: Vec<char> = pattern.chars().filter(|&c| c != '\\').collect();
         let expanded = expand(&chars)?;
         let alternatives = expanded
@@ -296,29 +363,54 @@ fn tokens(p: &[char]) -> Vec<Tok> {
     out
 }
 
+/// Whether the tokens match all of `s`. The classic wildcard walk: on a
+/// mismatch, resume after the last `*` with it taking one more character.
+/// O(tokens × characters) at worst, where backtracking over every `*`
+/// would be exponential in the number of stars.
 fn match_toks(t: &[Tok], s: &str) -> bool {
-    let Some((first, rest)) = t.split_first() else {
-        return s.is_empty();
-    };
-    fn one(s: &str) -> Option<(char, &str)> {
-        let mut it = s.chars();
-        it.next().map(|c| (c, it.as_str()))
-    }
-    match first {
-        Tok::Lit(c) => s.strip_prefix(*c).is_some_and(|r| match_toks(rest, r)),
-        Tok::One => one(s).is_some_and(|(_, r)| match_toks(rest, r)),
-        Tok::Class { negate, items } => one(s).is_some_and(|(c, r)| {
-            let inside = items.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-            inside != *negate && match_toks(rest, r)
-        }),
-        Tok::Any => {
-            if rest.is_empty() {
-                return true;
+    let (mut ti, mut si) = (0, 0);
+    // The token after the last `*` and where in `s` that `*` stops.
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        let next = s[si..].chars().next();
+        match t.get(ti) {
+            Some(Tok::Any) => {
+                star = Some((ti + 1, si));
+                ti += 1;
+                continue;
             }
-            s.char_indices()
-                .map(|(i, _)| i)
-                .chain(std::iter::once(s.len()))
-                .any(|i| match_toks(rest, &s[i..]))
+            Some(tok) => {
+                if let Some(c) = next.filter(|&c| tok.matches(c)) {
+                    ti += 1;
+                    si += c.len_utf8();
+                    continue;
+                }
+            }
+            None if next.is_none() => return true,
+            None => {}
+        }
+        let Some((after, from)) = star else {
+            return false;
+        };
+        let Some(c) = s[from..].chars().next() else {
+            return false;
+        };
+        star = Some((after, from + c.len_utf8()));
+        ti = after;
+        si = from + c.len_utf8();
+    }
+}
+
+impl Tok {
+    /// Whether this one-character token matches `c` (never called on `Any`).
+    fn matches(&self, c: char) -> bool {
+        match self {
+            Tok::Lit(l) => *l == c,
+            Tok::One => true,
+            Tok::Class { negate, items } => {
+                items.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negate
+            }
+            Tok::Any => true,
         }
     }
 }
@@ -361,6 +453,31 @@ mod tests {
             let g = Glob::new(pattern).unwrap();
             assert_eq!(g.is_match(name), *want, "{pattern} vs {name}");
         }
+    }
+
+    /// Hostile patterns are refused before anything recurses over them,
+    /// and matching never backtracks exponentially.
+    #[test]
+    fn hostile_patterns_are_bounded() {
+        let deep = format!("{}a{}", "{".repeat(20_000), "}".repeat(20_000));
+        let e = Glob::new(&deep).unwrap_err();
+        assert!(e.reason.contains("longer than"), "{e}");
+        let nested = format!("{}a{}", "{".repeat(17), "}".repeat(17));
+        let e = Glob::new(&nested).unwrap_err();
+        assert!(e.reason.contains("nested 17 deep"), "{e}");
+        assert!(super::NodeGlob::new(&nested).is_none());
+        let ok = format!("{}a{}", "{".repeat(16), "}".repeat(16));
+        assert!(Glob::new(&ok).unwrap().is_match("a"));
+        let many = "{a}".repeat(300);
+        assert!(Glob::new(&many).unwrap_err().reason.contains("300 brace groups"));
+        assert!(Glob::new(&"a".repeat(super::MAX_GLOB_BYTES + 1)).is_err());
+        // Stars that backtracked exponentially: 30 of them against 16 KB.
+        let stars = format!("{}b", "*a".repeat(30));
+        let node = super::NodeGlob::new(&stars).unwrap();
+        assert!(!node.is_match(&"a".repeat(16_000)));
+        assert!(node.is_match(&format!("{}b", "a".repeat(100))));
+        // graphite-web drops backslashes, so they do not hide braces.
+        assert!(Glob::new(&"\\{".repeat(20)).unwrap_err().reason.contains("nested"));
     }
 
     #[test]
