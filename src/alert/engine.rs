@@ -38,7 +38,7 @@ use crate::store::{Batch, NewNotification, Notification, NotificationKind, Store
 
 /// `[alerting]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct AlertingConfig {
     /// SQLite file for checks, states, history and the outbox; `""`
     /// disables alerting.

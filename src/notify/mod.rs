@@ -41,7 +41,7 @@ impl From<reqwest::Error> for NotifyError {
 
 /// `[smtp]`: the mail server (Seyren's `SMTP_*` variables override it).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct SmtpConfig {
     /// Server host; `""` disables EMAIL subscriptions.
     pub host: String,
@@ -73,7 +73,7 @@ impl Default for SmtpConfig {
 
 /// `[notify]`: delivery settings.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct NotifyConfig {
     /// Base URL of this service's UI, for links (Seyren's `SEYREN_URL`).
     pub seyren_url: String,
@@ -110,6 +110,23 @@ pub struct NotifyConfig {
     /// Deliveries in flight at once; one slow channel cannot take them all
     /// for longer than `timeout_secs`.
     pub concurrency: usize,
+    /// Deliveries in flight at once to one destination (a subscription
+    /// type and target): a hanging endpoint holds at most this many of
+    /// `concurrency`, so the others keep flowing.
+    pub per_destination_concurrency: usize,
+    /// Deliveries waiting for one destination. Past it a notification
+    /// stays pending in the store and is picked up by a later poll,
+    /// counted as `carbonwatch_notifications_deferred_busy_total`.
+    pub per_destination_queue: usize,
+    /// Time limit of `PUT .../subscriptions/{sid}/test`, which answers
+    /// within it whatever the target does.
+    pub test_timeout_secs: u64,
+    /// Networks the test endpoint may not send to (CIDR), so an API user
+    /// cannot make carbonwatch probe its own host or a cloud metadata
+    /// service. Loopback and link-local by default.
+    pub test_deny_networks: Vec<String>,
+    /// Networks allowed even inside `test_deny_networks`.
+    pub test_allow_networks: Vec<String>,
     /// How often the outbox looks for due retries and deferred deliveries.
     pub poll_interval_ms: u64,
     /// Time zone of subscription windows (IANA name).
@@ -133,6 +150,20 @@ impl Default for NotifyConfig {
             retry_max_secs: 600,
             timeout_secs: 10,
             concurrency: 16,
+            per_destination_concurrency: 2,
+            per_destination_queue: 64,
+            test_timeout_secs: 5,
+            test_deny_networks: [
+                "127.0.0.0/8",
+                "::1/128",
+                "169.254.0.0/16",
+                "fe80::/10",
+                "0.0.0.0/8",
+                "::/128",
+            ]
+            .map(String::from)
+            .to_vec(),
+            test_allow_networks: Vec::new(),
             poll_interval_ms: 1000,
             timezone: "UTC".into(),
         }

@@ -31,7 +31,7 @@ pub use render::{RenderClient, RenderError};
 /// `[graphite]`: the render API the poller reads. Seyren's `GRAPHITE_*`
 /// variables override it.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct GraphiteConfig {
     /// Base URL, `scheme://host[:port][/path]` (`GRAPHITE_URL`); `""`
     /// turns polling off.

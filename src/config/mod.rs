@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod locate;
+mod ranges;
+
 use crate::alert::engine::AlertingConfig;
 use crate::alert::model::Check;
 use crate::notify::{NotifyConfig, SmtpConfig};
@@ -64,7 +67,7 @@ pub enum WhenFull {
 
 /// `[listen]`: the carbon ports.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct ListenConfig {
     /// Plaintext over TCP; `""` disables it.
     pub plaintext_tcp: Spanned<String>,
@@ -75,9 +78,16 @@ pub struct ListenConfig {
     /// Upper bound on open TCP client connections across listeners;
     /// protects file descriptors and memory from a connection storm.
     pub max_connections: usize,
+    /// Open TCP connections one client address may hold; keeps one host
+    /// (or an attacker) from taking every slot of `max_connections`.
+    pub max_connections_per_peer: usize,
     /// Close a TCP client that sent nothing for this long; reclaims
     /// connections of clients that vanished without a FIN. 0 disables.
     pub idle_timeout_secs: u64,
+    /// The idle timeout while more than three quarters of
+    /// `max_connections` are open, so idle clients make room for live ones
+    /// instead of locking them out.
+    pub idle_timeout_under_pressure_secs: u64,
     /// Longest accepted plaintext line (carbon's is 16384); caps the
     /// memory one client can make a connection buffer grow to.
     pub max_line_bytes: usize,
@@ -103,7 +113,9 @@ impl Default for ListenConfig {
             plaintext_udp: Spanned::new(0..0, "0.0.0.0:2003".into()),
             pickle_tcp: Spanned::new(0..0, "0.0.0.0:2004".into()),
             max_connections: 4096,
+            max_connections_per_peer: 1024,
             idle_timeout_secs: 600,
+            idle_timeout_under_pressure_secs: 10,
             max_line_bytes: 16384,
             max_pickle_frame_bytes: 1 << 20,
             max_pickle_expansion: 8,
@@ -115,7 +127,7 @@ impl Default for ListenConfig {
 
 /// `[admin]`: the HTTP port for the Seyren API, the web UI and `/metrics`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct AdminConfig {
     /// Address to listen on; `""` disables the admin port.
     pub listen: Spanned<String>,
@@ -134,6 +146,27 @@ pub struct AdminConfig {
     /// Whether the UI shows graphs (Seyren's `GRAPHS_ENABLE`), reported
     /// by `/api/config`.
     pub graphs_enabled: bool,
+    /// Bearer token for `/metrics` alone, for a Prometheus that should not
+    /// hold the API's token. Without it `/metrics` follows `auth_token`.
+    pub metrics_auth_token: String,
+    /// Host names (with or without a port) the admin port answers to.
+    /// Loopback names and addresses and the listen address are always
+    /// allowed; any other `Host` is refused, which closes DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`https://grafana.example`) whose pages may write to the
+    /// API. The UI's own origin is always allowed; a write with any other
+    /// `Origin` is refused, which closes cross-site requests.
+    pub allowed_origins: Vec<String>,
+    /// Open admin connections at once; protects file descriptors, which
+    /// the carbon ports need too.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers; closes slowloris.
+    pub header_timeout_secs: u64,
+    /// Close a connection that moved no byte for this long, in a request
+    /// or between requests.
+    pub idle_timeout_secs: u64,
+    /// Largest request body; a larger one is refused with a JSON 413.
+    pub max_body_bytes: usize,
 }
 
 impl Default for AdminConfig {
@@ -145,13 +178,20 @@ impl Default for AdminConfig {
             tls_cert_file: String::new(),
             tls_key_file: String::new(),
             graphs_enabled: true,
+            metrics_auth_token: String::new(),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_connections: 256,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_body_bytes: 1 << 20,
         }
     }
 }
 
 /// `[relay]`: destination queues and connections, for every destination.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RelayConfig {
     /// Queue bound per destination in lines: the backpressure point.
     pub queue_max_lines: usize,
@@ -222,7 +262,7 @@ impl Default for RelayConfig {
 
 /// `[stats]`: carbon-style self-metrics sent into the stream.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct StatsConfig {
     /// Whether self-metrics are sent at all.
     pub enabled: bool,
@@ -244,7 +284,6 @@ impl Default for StatsConfig {
 
 /// A `[[cluster]]` table.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawCluster {
     /// Name referenced by routes.
     pub name: Spanned<String>,
@@ -267,7 +306,6 @@ pub struct RawCluster {
 
 /// A `[[route]]` table.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawRoute {
     /// Graphite glob to match (`"*"` matches everything).
     #[serde(rename = "match")]
@@ -295,7 +333,6 @@ fn yes() -> bool {
 
 /// The file as written.
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// `[listen]`.
     #[serde(default)]
@@ -460,28 +497,101 @@ impl Config {
         }
     }
 
-    /// Validates config text; `path` is only used in messages.
+    /// Validates config text; `path` is only used in messages. Every
+    /// problem is reported: each top-level section is read on its own, so
+    /// a type error in one does not hide the others, and unknown keys are
+    /// collected rather than fatal.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            ConfigError::Invalid(vec![ConfigIssue {
-                file: file.clone(),
-                line: line_of(text, span.start),
-                key: key_at(text, span.start),
-                message: e.message().to_string(),
-            }])
-        })?;
+        let mut issues = Vec::new();
+        let mut broken = Vec::new();
+        let raw = read_sections(text, &file, &mut issues, &mut broken);
         let mut v = Validator {
             text,
             file,
-            issues: Vec::new(),
+            issues,
+            broken,
         };
         let config = v.build(raw, path);
         if v.issues.is_empty() {
             Ok(config)
         } else {
+            v.issues.sort_by_key(|i| i.line);
             Err(ConfigError::Invalid(v.issues))
+        }
+    }
+}
+
+/// Reads each top-level section into its part of [`RawConfig`]; a section
+/// that does not deserialize keeps its defaults and adds an issue.
+fn read_sections(
+    text: &str,
+    file: &str,
+    issues: &mut Vec<ConfigIssue>,
+    broken: &mut Vec<String>,
+) -> RawConfig {
+    let issue = |span: std::ops::Range<usize>, key: String, message: String| ConfigIssue {
+        file: file.to_string(),
+        line: line_of(text, span.start),
+        key,
+        message,
+    };
+    let root = match toml::de::DeTable::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            issues.push(issue(span.clone(), key_at(text, span.start), e.message().to_string()));
+            return RawConfig::default();
+        }
+    };
+    let whole = root.span();
+    let mut raw = RawConfig::default();
+    for (key, value) in root.into_inner() {
+        let name = key.get_ref().to_string();
+        let mut one = toml::de::DeTable::new();
+        one.insert(key, value);
+        let de = toml::de::Deserializer::from(Spanned::new(whole.clone(), one));
+        let mut unknown = Vec::new();
+        match serde_ignored::deserialize(de, |p| unknown.push(p.to_string())) {
+            Ok(part) => raw.take_section(&name, part),
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                let key = key_at(text, span.start);
+                issues.push(issue(span, key, e.message().to_string()));
+                broken.push(name);
+            }
+        }
+        for path in unknown {
+            let line = locate::line_of_path(text, &path);
+            let last = path.rsplit('.').next().unwrap_or(&path).to_string();
+            issues.push(ConfigIssue {
+                file: file.to_string(),
+                line,
+                key: locate::display_path(&path),
+                message: format!("unknown field `{last}`"),
+            });
+        }
+    }
+    raw
+}
+
+impl RawConfig {
+    /// Takes section `name` from `part`, read from that section alone.
+    fn take_section(&mut self, name: &str, part: RawConfig) {
+        match name {
+            "listen" => self.listen = part.listen,
+            "admin" => self.admin = part.admin,
+            "relay" => self.relay = part.relay,
+            "stats" => self.stats = part.stats,
+            "cluster" => self.cluster = part.cluster,
+            "route" => self.route = part.route,
+            "alerting" => self.alerting = part.alerting,
+            "notify" => self.notify = part.notify,
+            "smtp" => self.smtp = part.smtp,
+            "graphite" => self.graphite = part.graphite,
+            "check" => self.check = part.check,
+            // An unknown section was reported by serde_ignored.
+            _ => {}
         }
     }
 }
@@ -523,6 +633,9 @@ struct Validator<'a> {
     text: &'a str,
     file: String,
     issues: Vec<ConfigIssue>,
+    /// Sections that did not deserialize: checks that refer into them
+    /// would only repeat their error.
+    broken: Vec<String>,
 }
 
 impl Validator<'_> {
@@ -535,18 +648,27 @@ impl Validator<'_> {
         });
     }
 
+    /// An issue at a key found by its dotted path (no span for it).
+    fn issue_at(&mut self, path: &str, message: impl Into<String>) {
+        self.issues.push(ConfigIssue {
+            file: self.file.clone(),
+            line: locate::line_of_path(self.text, path),
+            key: locate::display_path(path),
+            message: message.into(),
+        });
+    }
+
     fn admin_rules(&mut self, a: &AdminConfig) {
         let p = &a.api_base_path;
-        if !p.starts_with('/') || (p.len() > 1 && p.ends_with('/')) {
-            self.issue(
-                &a.listen,
+        // "/" would put the API over the UI and `/metrics`.
+        if !p.starts_with('/') || p.ends_with('/') {
+            self.issue_at(
                 "admin.api_base_path",
-                format!("{p:?} must start with '/' and not end with one, like \"/api\""),
+                format!("{p:?} must be a path like \"/api\": it starts with '/' and does not end with one (\"/\" is the UI's)"),
             );
         }
         if a.tls_cert_file.is_empty() != a.tls_key_file.is_empty() {
-            self.issue(
-                &a.listen,
+            self.issue_at(
                 "admin.tls_cert_file",
                 "tls_cert_file and tls_key_file go together",
             );
@@ -579,13 +701,12 @@ impl Validator<'_> {
         self.admin_rules(&raw.admin);
         let checks = self.checks(&raw.check);
         if jiff::tz::TimeZone::get(&raw.notify.timezone).is_err() {
-            self.issues.push(ConfigIssue {
-                file: self.file.clone(),
-                line: 0,
-                key: "notify.timezone".into(),
-                message: format!("unknown time zone {:?}", raw.notify.timezone),
-            });
+            self.issue_at(
+                "notify.timezone",
+                format!("unknown time zone {:?}", raw.notify.timezone),
+            );
         }
+        self.limits(&raw);
         Config {
             path: path.to_path_buf(),
             plaintext_tcp,
@@ -782,6 +903,7 @@ impl Validator<'_> {
                 .position(|c| c.name == *name.get_ref())
             {
                 Some(i) => to.push(i),
+                None if self.broken.iter().any(|b| b == "cluster") => {}
                 None => self.issue(
                     name,
                     key("to"),
@@ -995,6 +1117,40 @@ stop = true
         assert_eq!(c.notify.slack_username, "Seyren");
         assert!(!c.admin_http.graphs_enabled);
         assert_eq!(c.pickle_tcp, Some("0.0.0.0:12004".parse().unwrap()));
+    }
+
+    /// What `check-config` passed and `run` then mishandled (issue #11):
+    /// every one is reported, with its line and key, in one run.
+    #[test]
+    fn limits_out_of_range_and_unknown_keys_are_all_reported() {
+        let text = "[listen]\nmax_line_bytes = 0\nmax_datagram_bytes = 18446744073709551615\nbogus = 1\n\
+                    [admin]\napi_base_path = \"/\"\n[relay]\nqueue_max_line = 5\nmax_write_bytes = 1000000000000\n\
+                    [notify]\nconcurrency = 4\ntimezone = \"Mars/Olympus\"\n";
+        let got = issues(text);
+        let want = [
+            "t.toml:2: listen.max_line_bytes: 0 is out of range",
+            "t.toml:3: listen.max_datagram_bytes: 18446744073709551615 is out of range",
+            "t.toml:4: listen.bogus: unknown field `bogus`",
+            "t.toml:6: admin.api_base_path:",
+            "t.toml:8: relay.queue_max_line: unknown field",
+            "t.toml:9: relay.max_write_bytes: 1000000000000 is out of range",
+            "t.toml:12: notify.timezone: unknown time zone",
+        ];
+        for w in want {
+            assert!(got.iter().any(|g| g.starts_with(w)), "{w:?} not in {got:#?}");
+        }
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        let big = issues("[listen]\nmax_datagram_bytes = 1000000000000\n");
+        assert!(big[0].contains("out of range"), "{big:?}");
+    }
+
+    #[test]
+    fn a_type_error_in_one_section_does_not_hide_another() {
+        let got = issues("[relay]\nqueue_max_lines = \"many\"\n[stats]\ninterval_secs = -1\n[listen]\nmax_connections = 0\n");
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert!(got[0].starts_with("t.toml:2: relay.queue_max_lines:"), "{}", got[0]);
+        assert!(got[1].starts_with("t.toml:4: stats.interval_secs:"), "{}", got[1]);
+        assert!(got[2].starts_with("t.toml:6: listen.max_connections: 0 is out of range"), "{}", got[2]);
     }
 
     #[test]
