@@ -52,6 +52,8 @@ pub async fn metrics(State(s): State<ApiContext>) -> impl IntoResponse {
                     .set(sp.segments() as f64);
                 metrics::counter!("carbonwatch_destination_spool_corrupt_regions_total", "destination" => dest.clone())
                     .absolute(sp.damage.corrupt_regions);
+                metrics::counter!("carbonwatch_destination_spool_quarantined_total", "destination" => dest.clone())
+                    .absolute(sp.damage.quarantined);
                 metrics::counter!("carbonwatch_destination_spool_errors_total", "destination" => dest.clone())
                     .absolute(ds.spool_errors.load(Relaxed));
                 let age = sp.oldest_age_secs();

@@ -82,6 +82,10 @@ pub struct SpoolDamage {
     pub corrupt_regions: u64,
     /// Bytes in those regions.
     pub skipped_bytes: u64,
+    /// Files that could not be read as segments (a directory or a stray
+    /// file named like one, a segment whose reads fail), moved aside as
+    /// `<name>.bad` so that the rest replays.
+    pub quarantined: u64,
 }
 
 /// One destination's spool directory.
@@ -121,6 +125,9 @@ struct SegmentReader {
     /// Records handed out from this segment and not committed.
     pending: u32,
     done: bool,
+    /// A read failed: once its records are committed, the segment is
+    /// moved aside instead of deleted.
+    failed: bool,
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -181,17 +188,26 @@ impl Spool {
     pub fn open(dir: &Path, limits: SpoolLimits) -> Result<Spool, SpoolError> {
         fs::create_dir_all(dir)?;
         let mut segments = Vec::new();
+        let mut damage = SpoolDamage::default();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
-            let Some(seq) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".cws"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".cws")) else {
                 continue;
             };
             let path = entry.path();
+            // Only the names this spool writes are segments: twenty digits,
+            // a regular file. Anything else named like one (a directory, a
+            // copy under another name that would repeat a sequence
+            // number) would stop replay; it is moved aside and counted.
+            let seq = (stem.len() == 20)
+                .then(|| stem.parse::<u64>().ok())
+                .flatten()
+                .filter(|_| entry.file_type().is_ok_and(|t| t.is_file()));
+            let Some(seq) = seq else {
+                quarantine(&path, &mut damage);
+                continue;
+            };
             segments.push(Segment {
                 seq,
                 bytes: entry.metadata()?.len(),
@@ -209,7 +225,7 @@ impl Spool {
             last_sync: Instant::now(),
             dirty: false,
             reader: None,
-            damage: SpoolDamage::default(),
+            damage,
             total: None,
         })
     }
@@ -382,23 +398,36 @@ impl Spool {
                 if self.segments.len() == 1 {
                     self.close_writer();
                 }
-                let file = File::open(segment_path(&self.dir, seq))?;
+                let file = match File::open(segment_path(&self.dir, seq)) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::error!(seq, error = %e, "A spool segment cannot be opened; moving it aside.");
+                        self.quarantine_segment(0);
+                        continue;
+                    }
+                };
                 self.reader = Some(SegmentReader {
                     seq,
                     input: Box::new(BufReader::with_capacity(1 << 20, file)),
                     pending: 0,
                     done: false,
+                    failed: false,
                 });
             }
             let max = self.limits.max_record_bytes;
             let r = self.reader.as_mut().expect("opened above");
             if !r.done {
-                match read_record(&mut r.input, max, &mut self.damage)? {
-                    Some(rec) => {
+                match read_record(&mut r.input, max, &mut self.damage) {
+                    Ok(Some(rec)) => {
                         r.pending += 1;
                         return Ok(Some(rec));
                     }
-                    None => r.done = true,
+                    Ok(None) => r.done = true,
+                    Err(e) => {
+                        tracing::error!(seq = r.seq, error = %e, "Reading a spool segment failed; the rest of it is moved aside.");
+                        r.done = true;
+                        r.failed = true;
+                    }
                 }
             }
             if r.pending > 0 {
@@ -424,10 +453,36 @@ impl Spool {
     fn finish_segment(&mut self) -> Result<(), SpoolError> {
         if let Some(r) = self.reader.take() {
             if let Some(i) = self.segments.iter().position(|s| s.seq == r.seq) {
-                self.remove_segment(i)?;
+                if r.failed {
+                    self.quarantine_segment(i);
+                } else {
+                    self.remove_segment(i)?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Moves segment `i` aside and forgets it; its bytes no longer count
+    /// against the caps.
+    fn quarantine_segment(&mut self, i: usize) {
+        let seg = self.segments.remove(i);
+        quarantine(&segment_path(&self.dir, seg.seq), &mut self.damage);
+        if let Some((t, _)) = &self.total {
+            t.fetch_sub(seg.bytes, Relaxed);
+        }
+    }
+}
+
+/// Renames `path` to `<path>.bad`, counted; if even that fails the entry
+/// is left in place, and it is no segment either way.
+fn quarantine(path: &Path, damage: &mut SpoolDamage) {
+    damage.quarantined += 1;
+    let mut bad = path.as_os_str().to_owned();
+    bad.push(".bad");
+    match fs::rename(path, &bad) {
+        Ok(()) => tracing::warn!(path = %path.display(), "Moved an unreadable spool entry aside as .bad."),
+        Err(e) => tracing::error!(path = %path.display(), error = %e, "An unreadable spool entry could not be moved aside."),
     }
 }
 
@@ -608,6 +663,49 @@ mod tests {
             "segments deleted"
         );
         assert_eq!(s.damage, SpoolDamage::default());
+    }
+
+    /// A directory named like a segment, a stray copy with a repeated
+    /// sequence number and a segment whose reads fail are moved aside and
+    /// counted; everything else replays (issue #11: one bad entry left a
+    /// million lines on disk).
+    #[test]
+    fn unreadable_entries_are_moved_aside_and_the_rest_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let want: Vec<Batch> = (0..200).map(batch).collect();
+        {
+            let mut s = Spool::open(dir.path(), small()).unwrap();
+            for b in &want {
+                s.append(b, 1).unwrap();
+            }
+            assert!(s.segments() > 3);
+        }
+        let first = segment_path(dir.path(), 1);
+        fs::copy(&first, dir.path().join("1.cws")).unwrap();
+        fs::create_dir(segment_path(dir.path(), 2_000)).unwrap();
+        let mut s = Spool::open(dir.path(), small()).unwrap();
+        assert_eq!(s.damage.quarantined, 2);
+        assert!(dir.path().join("1.cws.bad").exists());
+        assert!(dir.path().join(format!("{:020}.cws.bad", 2_000)).is_dir());
+        assert_eq!(drain(&mut s), want);
+        assert!(s.is_empty());
+
+        // A segment that cannot be opened any more is skipped too.
+        {
+            let mut s = Spool::open(dir.path(), small()).unwrap();
+            for b in &want {
+                s.append(b, 1).unwrap();
+            }
+        }
+        let mut s = Spool::open(dir.path(), small()).unwrap();
+        let seqs: Vec<u64> = s.segments.iter().map(|g| g.seq).collect();
+        let lost = seqs[1];
+        fs::remove_file(segment_path(dir.path(), lost)).unwrap();
+        fs::create_dir(segment_path(dir.path(), lost)).unwrap();
+        let got = drain(&mut s);
+        assert!(got.len() < want.len() && got.len() > want.len() / 2, "{}", got.len());
+        assert_eq!(s.damage.quarantined, 1);
+        assert!(s.is_empty());
     }
 
     #[test]
