@@ -65,6 +65,12 @@ pub struct Stats {
     pub disconnects: AtomicU64,
     /// TCP connections refused because `max_connections` was reached.
     pub connections_refused: AtomicU64,
+    /// Connections refused because their client address already held
+    /// `max_connections_per_peer` (also counted in `connections_refused`).
+    pub connections_refused_per_peer: AtomicU64,
+    /// Connections closed by the shortened idle timeout while the carbon
+    /// ports were near `max_connections`.
+    pub idle_closed_under_pressure: AtomicU64,
 }
 
 impl Stats {

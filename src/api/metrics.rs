@@ -28,6 +28,10 @@ pub async fn metrics(State(s): State<ApiContext>) -> impl IntoResponse {
         metrics::counter!("carbonwatch_disconnects_total").absolute(st.disconnects.load(Relaxed));
         metrics::counter!("carbonwatch_connections_refused_total")
             .absolute(st.connections_refused.load(Relaxed));
+        metrics::counter!("carbonwatch_connections_refused_per_peer_total")
+            .absolute(st.connections_refused_per_peer.load(Relaxed));
+        metrics::counter!("carbonwatch_connections_idle_closed_under_pressure_total")
+            .absolute(st.idle_closed_under_pressure.load(Relaxed));
         for d in s.relay.destinations() {
             let dest = d.spec.address();
             let ds = &d.stats;

@@ -16,7 +16,8 @@ pub mod udp;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use dashmap::DashMap;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::codec::{parse_line, Metric, ParseOptions, Reject};
@@ -40,6 +41,11 @@ pub struct ListenCtx {
     pub tasks: TaskTracker,
     /// Rate limit for logging samples of rejected input.
     pub sampler: Arc<RejectSampler>,
+    /// Open connections per client address, for `max_connections_per_peer`.
+    pub peers: Arc<DashMap<std::net::IpAddr, usize>>,
+    /// Woken when the carbon ports come under connection pressure, so
+    /// idle connections re-arm their wait with the shorter timeout.
+    pub pressure: Arc<Notify>,
 }
 
 impl ListenCtx {
@@ -51,7 +57,64 @@ impl ListenCtx {
             limits,
             tasks: TaskTracker::new(),
             sampler: Arc::new(RejectSampler::default()),
+            peers: Arc::default(),
+            pressure: Arc::default(),
         }
+    }
+
+    /// Whether more than three quarters of `max_connections` are open.
+    pub fn under_pressure(&self) -> bool {
+        let max = self.limits.max_connections.max(1);
+        let open = max.saturating_sub(self.connections.available_permits());
+        open * 4 > max * 3
+    }
+
+    /// How long a connection may wait for its next byte right now.
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        use std::time::Duration;
+        let normal = match self.limits.idle_timeout_secs {
+            0 => Duration::MAX,
+            s => Duration::from_secs(s),
+        };
+        if self.under_pressure() {
+            normal.min(Duration::from_secs(
+                self.limits.idle_timeout_under_pressure_secs.max(1),
+            ))
+        } else {
+            normal
+        }
+    }
+
+    /// Takes a slot for a connection from `ip`, unless that address holds
+    /// `max_connections_per_peer` already; the slot is given back when
+    /// the returned guard drops.
+    pub fn admit_peer(&self, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let mut n = self.peers.entry(ip).or_insert(0);
+        if *n >= self.limits.max_connections_per_peer.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            peers: self.peers.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection's share of its client address's cap.
+#[derive(Debug)]
+pub struct PeerSlot {
+    peers: Arc<DashMap<std::net::IpAddr, usize>>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        // Entries at zero are removed, so the map holds only open peers.
+        self.peers.remove_if_mut(&self.ip, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
     }
 }
 

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener as TokioListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -14,8 +13,15 @@ use crate::config::ListenConfig;
 use crate::listen::{ListenCtx, RejectSampler};
 use crate::relay::Dispatcher;
 
-/// Read buffer growth step; one read fills up to this much.
+/// The most one read asks for. A busy connection's buffer grows to this,
+/// doubling from [`READ_START_BYTES`] while reads fill it.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
+
+/// What a connection's first read asks for. An idle connection holds no
+/// buffer at all: it is allocated when data is ready and given back when
+/// everything in it was consumed, so memory follows traffic, not the
+/// number of open connections.
+const READ_START_BYTES: usize = 16 * 1024;
 
 /// Turns a byte stream into dispatched metrics.
 pub trait Decoder: Send + 'static {
@@ -81,24 +87,41 @@ impl<D: Decoder> TcpListener<D> {
                 }
             };
             let stats = &ctx.relay.stats;
+            let Some(slot) = ctx.admit_peer(peer.ip()) else {
+                stats.connections_refused.fetch_add(1, Relaxed);
+                stats.connections_refused_per_peer.fetch_add(1, Relaxed);
+                tracing::debug!(listener = self.name, %peer, "max_connections_per_peer reached; connection refused.");
+                continue;
+            };
             let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
                 stats.connections_refused.fetch_add(1, Relaxed);
                 tracing::warn!(listener = self.name, %peer, "max_connections reached; connection refused.");
                 continue;
             };
+            if ctx.under_pressure() {
+                // Idle connections re-arm their waits with the short timeout.
+                ctx.pressure.notify_waiters();
+            }
             stats.connections.fetch_add(1, Relaxed);
             let (ctx2, token2) = (ctx.clone(), token.clone());
             ctx.tasks.spawn(async move {
                 serve::<D>(stream, peer, &ctx2, token2).await;
                 ctx2.relay.stats.disconnects.fetch_add(1, Relaxed);
-                drop(permit);
+                drop((permit, slot));
             });
         }
     }
 }
 
+/// Makes room for a read of `chunk` bytes.
+fn grow(buf: &mut BytesMut, chunk: usize) {
+    if buf.capacity() - buf.len() < chunk / 4 {
+        buf.reserve(chunk);
+    }
+}
+
 async fn serve<D: Decoder>(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     ctx: &ListenCtx,
     token: CancellationToken,
@@ -106,18 +129,13 @@ async fn serve<D: Decoder>(
     let peer_s = peer.to_string();
     let mut decoder = D::new(&ctx.limits);
     let mut dispatcher = ctx.relay.dispatcher();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let idle = match ctx.limits.idle_timeout_secs {
-        0 => Duration::MAX,
-        s => Duration::from_secs(s),
-    };
+    let mut buf = BytesMut::new();
+    let mut chunk = READ_START_BYTES;
     loop {
-        if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 4 {
-            buf.reserve(READ_CHUNK_BYTES);
-        }
         // Under load the next read is ready at once, and alerting's points
         // wait for a fuller batch; when the client pauses, they go now.
         let ready = if dispatcher.alert_points_pending() {
+            grow(&mut buf, chunk);
             match stream.try_read_buf(&mut buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     dispatcher.flush_alerts();
@@ -130,10 +148,44 @@ async fn serve<D: Decoder>(
         };
         let read = match ready {
             Some(r) => r,
-            None => tokio::select! {
-                _ = token.cancelled() => break,
-                r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => r,
-            },
+            None => {
+                if buf.is_empty() && buf.capacity() > 0 {
+                    buf = BytesMut::new();
+                    chunk = READ_START_BYTES;
+                }
+                let idle = ctx.idle_timeout();
+                let woken = tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = ctx.pressure.notified() => None,
+                    r = tokio::time::timeout(idle, stream.readable()) => Some(r),
+                };
+                match woken {
+                    // Pressure began: wait again with the shorter timeout.
+                    None => continue,
+                    Some(Ok(Ok(()))) => {
+                        grow(&mut buf, chunk);
+                        let spare = buf.capacity() - buf.len();
+                        match stream.try_read_buf(&mut buf) {
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                            Ok(n) if n == spare => {
+                                chunk = (chunk * 2).min(READ_CHUNK_BYTES);
+                                Ok(Ok(n))
+                            }
+                            r => Ok(r),
+                        }
+                    }
+                    Some(Ok(Err(e))) => Ok(Err(e)),
+                    Some(Err(elapsed)) => {
+                        if ctx.under_pressure() {
+                            ctx.relay
+                                .stats
+                                .idle_closed_under_pressure
+                                .fetch_add(1, Relaxed);
+                        }
+                        Err(elapsed)
+                    }
+                }
+            }
         };
         match read {
             Ok(Ok(0)) => {
