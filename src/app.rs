@@ -32,7 +32,7 @@ pub enum StartError {
         /// The certificate file.
         file: String,
         /// The error.
-        source: std::io::Error,
+        source: crate::api::server::TlsError,
     },
     /// A socket could not be bound.
     #[error("cannot listen on {addr} ({what}): {source}")]
@@ -61,6 +61,7 @@ pub struct App {
     pub relay: Arc<Relay>,
     /// The alert engine, when `[alerting] store` is set.
     pub alerts: Option<AlertHandle>,
+    admin_stats: Option<Arc<crate::api::server::AdminStats>>,
     config: Config,
     listeners: CancellationToken,
     background: CancellationToken,
@@ -156,6 +157,7 @@ impl App {
             admin: None,
             relay: relay.clone(),
             alerts,
+            admin_stats: None,
             connections: ctx.tasks.clone(),
             config: config.clone(),
             listeners: listeners.clone(),
@@ -195,13 +197,16 @@ impl App {
                 app.alerts.clone(),
                 poll_stats.clone(),
             );
-            let tls = crate::api::tls_config(&config.admin_http)
-                .await
-                .map_err(|source| StartError::Tls {
+            app.admin_stats = Some(ctx.admin_stats.clone());
+            let tls = crate::api::server::tls_acceptor(&config.admin_http).map_err(|source| {
+                StartError::Tls {
                     file: config.admin_http.tls_cert_file.clone(),
                     source,
-                })?;
-            tasks.spawn(crate::api::serve(l, ctx, tls, background.clone()));
+                }
+            })?;
+            let admin = config.admin_http.clone();
+            let token = background.clone();
+            tasks.spawn(async move { crate::api::serve(l, ctx, tls, &admin, token).await });
         }
         if config.stats.enabled {
             tasks.spawn(selfmetrics::run(
@@ -269,6 +274,11 @@ impl App {
                 tracing::error!(check = %c.name, error = %e, "Updating a check failed.");
             }
         }
+    }
+
+    /// The admin port's connection counters, when it is enabled.
+    pub fn admin_stats(&self) -> Option<Arc<crate::api::server::AdminStats>> {
+        self.admin_stats.clone()
     }
 
     /// Stops accepting, lets connections flush, drains queues for up to

@@ -417,7 +417,7 @@ async fn alerts_paging_subscription_test_and_config() {
 }
 
 #[tokio::test]
-async fn a_token_guards_the_api_but_not_the_page_or_metrics() {
+async fn a_token_guards_the_api_and_metrics_but_not_the_page() {
     let r = rig("auth_token = \"s3cret\"", "/api").await;
     let admin = r.app.admin.unwrap();
     let plain = reqwest::Client::new();
@@ -443,8 +443,16 @@ async fn a_token_guards_the_api_but_not_the_page_or_metrics() {
         html.contains("const API = \"/api\";"),
         "the page is told the API's path"
     );
+    // `/metrics` follows the token, as Prometheus exporters do (#11).
     let m = plain
         .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.status(), StatusCode::UNAUTHORIZED);
+    let m = plain
+        .get(format!("http://{admin}/metrics"))
+        .bearer_auth("s3cret")
         .send()
         .await
         .unwrap();
@@ -522,4 +530,168 @@ async fn a_bad_certificate_stops_start_up_with_its_name() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("nope.pem"), "{e}");
+}
+
+/// Cross-site writes and DNS rebinding (#11): a page on another site can
+/// send a POST with a text/plain body or a foreign Origin, and a rebinding
+/// name carries a foreign Host; all are refused with a JSON message, and
+/// the UI's own requests still work.
+#[tokio::test]
+async fn cross_site_writes_and_foreign_hosts_are_refused() {
+    let r = rig("", "/api").await;
+    let check = json!({"name": "x", "target": "a.b", "warn": "1", "error": "2", "enabled": true, "live": true}).to_string();
+    let post = |ct: &str| {
+        r.http
+            .post(format!("{}/checks", r.base))
+            .header("content-type", ct)
+            .body(check.clone())
+    };
+    let text = post("text/plain").send().await.unwrap();
+    assert_eq!(text.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: Value = text.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("JSON"), "{body}");
+    let foreign = post("application/json")
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let rebound = post("application/json")
+        .header("host", "evil.example:8080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+    let read = r
+        .http
+        .get(format!("{}/checks", r.base))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::FORBIDDEN, "reads too: rebinding leaks");
+    assert_eq!(r.get("/checks").await.1["values"], json!([]), "nothing was created");
+    // The UI: same origin, JSON.
+    let admin = r.app.admin.unwrap();
+    let ui = post("application/json")
+        .header("origin", format!("http://{admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), StatusCode::CREATED);
+    r.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn bodies_past_the_limit_get_a_json_413() {
+    let r = rig("max_body_bytes = 4096", "/api").await;
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(10_000));
+    let resp = r.send(reqwest::Method::POST, "/checks", &big).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["message"].is_string(), "{body}");
+    r.app.shutdown().await;
+}
+
+/// A live target of 20,000 nested braces overflowed the alerting thread's
+/// stack (#11); it is a 400 now, and the process carries on.
+#[tokio::test]
+async fn a_deeply_nested_target_is_a_400_not_a_crash() {
+    let r = rig("", "/api").await;
+    let target = format!("{}a{}", "{".repeat(20_000), "}".repeat(20_000));
+    let check = json!({"name": "deep", "target": target, "warn": "1", "error": "2", "enabled": true, "live": true});
+    let resp = r
+        .send(reqwest::Method::POST, "/checks", &check.to_string())
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("glob"), "{body}");
+    let nested = format!("{}a{}", "{".repeat(40), "}".repeat(40));
+    let check = json!({"name": "deep", "target": nested, "warn": "1", "error": "2", "enabled": true, "live": true});
+    let resp = r
+        .send(reqwest::Method::POST, "/checks", &check.to_string())
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.get("/checks").await.0, StatusCode::OK, "still serving");
+    r.app.shutdown().await;
+}
+
+/// Slowloris, silent connections and a connection flood (#11): each is
+/// closed or refused, and a real request still gets through.
+#[tokio::test]
+async fn the_admin_port_caps_connections_and_times_out_slow_ones() {
+    use tokio::io::AsyncReadExt;
+    let r = rig(
+        "max_connections = 4\nheader_timeout_secs = 1\nidle_timeout_secs = 2",
+        "/api",
+    )
+    .await;
+    let admin = r.app.admin.unwrap();
+    let stats = r.app.admin_stats().unwrap();
+    // Headers that never end: closed by the header timeout.
+    let mut slow = tokio::net::TcpStream::connect(admin).await.unwrap();
+    slow.write_all(b"GET /api/checks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a: b\r\n")
+        .await
+        .unwrap();
+    let mut silent = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(20), slow.read(&mut buf))
+        .await
+        .expect("closed by the header timeout")
+        .unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(n == 0 || answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    let n = tokio::time::timeout(std::time::Duration::from_secs(20), silent.read(&mut buf))
+        .await
+        .expect("closed by the idle timeout")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(stats.timed_out.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    // Four idle connections fill the cap; a fifth is closed at once. The
+    // port accepts in order, so the four hold their slots by then.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(admin).await.unwrap());
+    }
+    let mut fifth = tokio::net::TcpStream::connect(admin).await.unwrap();
+    fifth
+        .write_all(b"GET /api/checks HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .ok();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(1), fifth.read(&mut buf))
+        .await
+        .expect("refused at once, long before any timeout")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert_eq!(stats.refused.load(std::sync::atomic::Ordering::Relaxed), 1);
+    drop(held);
+    let mut ok = false;
+    for _ in 0..500 {
+        let resp = r.http.get(format!("{}/checks", r.base)).send().await;
+        if resp.is_ok_and(|x| x.status() == StatusCode::OK) {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(ok, "a real request gets through once the flood is gone");
+    r.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_can_have_a_token_of_their_own() {
+    let r = rig("metrics_auth_token = \"prom\"", "/api").await;
+    let admin = r.app.admin.unwrap();
+    let get = |t: Option<&str>| {
+        let req = r.http.get(format!("http://{admin}/metrics"));
+        match t {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    };
+    assert_eq!(get(None).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(get(Some("prom")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(r.get("/checks").await.0, StatusCode::OK, "the API has no token");
+    r.app.shutdown().await;
 }

@@ -8,11 +8,12 @@
 //! Every error is JSON `{"message": ..}` with a 4xx for a bad request, so
 //! a client never has to parse an HTML error page.
 
+pub mod guard;
 pub mod metrics;
+pub mod server;
 pub mod seyren;
 pub mod ui;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -91,6 +92,11 @@ pub struct ApiContext {
     seyren_url: String,
     graphs_enabled: bool,
     pickle_enabled: bool,
+    metrics_token: Option<String>,
+    guard: Arc<guard::Guard>,
+    max_body_bytes: usize,
+    /// The admin port's connection counters.
+    pub admin_stats: Arc<server::AdminStats>,
 }
 
 impl ApiContext {
@@ -117,6 +123,13 @@ impl ApiContext {
             seyren_url: config.notify.seyren_url.clone(),
             graphs_enabled: a.graphs_enabled,
             pickle_enabled: config.pickle_tcp.is_some(),
+            metrics_token: [&a.metrics_auth_token, &a.auth_token]
+                .into_iter()
+                .find(|t| !t.is_empty())
+                .cloned(),
+            guard: Arc::new(guard::Guard::new(a, config.admin)),
+            max_body_bytes: a.max_body_bytes,
+            admin_stats: Arc::default(),
         }
     }
 
@@ -167,37 +180,68 @@ pub fn router(ctx: ApiContext) -> Router {
             ctx.clone(),
             require_token,
         ));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            require_metrics_token,
+        ));
     Router::new()
         .nest(&ctx.base_path, api)
-        .route("/metrics", get(metrics::metrics))
+        .merge(metrics)
         .merge(ui::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(ctx.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.guard.clone(),
+            guard::check,
+        ))
+        .layer(axum::middleware::from_fn(guard::json_errors))
         .with_state(ctx)
+}
+
+/// `/metrics` needs `metrics_auth_token`, or the API's token, when either
+/// is set, as Prometheus exporters do.
+async fn require_metrics_token(
+    State(ctx): State<ApiContext>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match &ctx.metrics_token {
+        Some(token) if !bearer_matches(&req, token) => unauthorized(),
+        _ => next.run(req).await,
+    }
+}
+
+fn bearer_matches(req: &Request, token: &str) -> bool {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or("");
+    constant_time_eq(given.as_bytes(), token.as_bytes())
+}
+
+fn unauthorized() -> Response {
+    let mut r = ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        message: "a bearer token is required: Authorization: Bearer <token>".into(),
+    }
+    .into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    r
 }
 
 /// With a token configured, API requests must carry it as
 /// `Authorization: Bearer <token>`.
 async fn require_token(State(ctx): State<ApiContext>, req: Request, next: Next) -> Response {
-    if let Some(token) = &ctx.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
-            let mut r = ApiError {
-                status: StatusCode::UNAUTHORIZED,
-                message: "a bearer token is required: Authorization: Bearer <token>".into(),
-            }
-            .into_response();
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            return r;
-        }
+    match &ctx.token {
+        Some(token) if !bearer_matches(&req, token) => unauthorized(),
+        _ => next.run(req).await,
     }
-    next.run(req).await
 }
 
 /// Compares without an early exit, so the time taken says nothing about
@@ -206,57 +250,26 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The TLS setup of `[admin]`, if it has a certificate: read at start-up
-/// so that a bad file stops carbonwatch with a message instead of leaving
-/// the port dead.
-pub async fn tls_config(
-    a: &crate::config::AdminConfig,
-) -> Result<Option<axum_server::tls_rustls::RustlsConfig>, std::io::Error> {
-    if a.tls_cert_file.is_empty() {
-        return Ok(None);
-    }
-    // One crypto provider for the process: ring, as reqwest and lettre use.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    axum_server::tls_rustls::RustlsConfig::from_pem_file(&a.tls_cert_file, &a.tls_key_file)
-        .await
-        .map(Some)
-}
-
-/// Serves the admin port until cancelled, over TLS when `tls` is given.
+/// Serves the admin port until cancelled, over TLS when `tls` is given,
+/// under `[admin]`'s connection cap and timeouts.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ctx: ApiContext,
-    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    admin: &crate::config::AdminConfig,
     token: CancellationToken,
 ) {
+    let stats = ctx.admin_stats.clone();
+    let limits = server::ConnLimits::from_config(admin);
     let app = router(ctx);
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, tls = tls.is_some(), "Admin HTTP listening.");
-    let result = match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await
-        }
-        Some(tls) => {
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                token.cancelled().await;
-                h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-            });
-            match listener.into_std() {
-                Ok(std) => {
-                    axum_server::from_tcp_rustls(std, tls)
-                        .handle(handle)
-                        .serve(app.into_make_service())
-                        .await
-                }
-                Err(e) => Err(e),
-            }
-        }
-    };
-    if let Err(e) = result {
-        tracing::error!(error = %e, "Admin HTTP server failed.");
-    }
+    server::serve(
+        listener,
+        app,
+        tls,
+        admin.max_connections,
+        limits,
+        stats,
+        token,
+    )
+    .await;
 }
