@@ -210,6 +210,62 @@ async fn a_failing_endpoint_is_retried_and_never_blocks_another() {
     app.shutdown().await;
 }
 
+/// One hung webhook delayed every other channel (#11): with 40
+/// notifications to an endpoint that never answers and only 4 delivery
+/// slots, a healthy subscription is still delivered, the hung one holds
+/// only its lane's two slots, and what its lane cannot take waits in the
+/// store, counted.
+#[tokio::test]
+async fn a_hung_endpoint_holds_only_its_own_lane() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sink, good) = (Sink::start().await, Hook::start().await);
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_addr = hung.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hung.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            held.push(s); // read nothing, answer nothing
+        }
+    });
+    let mut checks = String::new();
+    for i in 0..40 {
+        checks.push_str(&format!(
+            "[[check]]\nname = \"hung {i}\"\ntarget = \"hang.x\"\nwarn = 5\nerror = 10\n\
+             [[check.subscription]]\ntype = \"HTTP\"\ntarget = \"http://{hung_addr}/hook\"\n"
+        ));
+    }
+    checks.push_str(&http_check("healthy", "ok.x", &good, ""));
+    let text = config(&dir.path().join("cw.db"), &sink, &checks);
+    let mut text = text;
+    text.notify.concurrency = 4;
+    text.notify.per_destination_concurrency = 2;
+    text.notify.per_destination_queue = 8;
+    text.notify.timeout_secs = 600;
+    let app = App::start(text).await.unwrap();
+    send(&app, "hang.x 11 1\n").await;
+    let handle = app.alerts.clone().unwrap();
+    wait_until(Duration::from_secs(30), || {
+        handle
+            .outbox
+            .deferred_busy
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    })
+    .await;
+    send(&app, "ok.x 11 1\n").await;
+    let got = good.wait(1).await;
+    assert_eq!(got[0]["check"]["name"], "healthy");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "the hung endpoint holds its lane's two slots and no more"
+    );
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_restart_neither_repeats_nor_loses_notifications() {
     let dir = tempfile::tempdir().unwrap();

@@ -20,14 +20,25 @@ struct Rig {
     _sink: Sink,
 }
 
+/// Test notifications may reach the loopback receivers of these tests;
+/// `rig_with` sets the `[notify]` policy itself.
 async fn rig(admin_extra: &str, base_path: &str) -> Rig {
+    rig_with(
+        admin_extra,
+        base_path,
+        "test_allow_networks = [\"127.0.0.0/8\"]",
+    )
+    .await
+}
+
+async fn rig_with(admin_extra: &str, base_path: &str, notify_extra: &str) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
     let text = format!(
         "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n\
          [admin]\nlisten = \"127.0.0.1:0\"\napi_base_path = \"{base_path}\"\n{admin_extra}\n\
          [stats]\nenabled = false\n[alerting]\nstore = \"{}\"\ntick_ms = 50\n\
-         [notify]\npoll_interval_ms = 50\nseyren_url = \"http://cw.test/\"\n\
+         [notify]\npoll_interval_ms = 50\nseyren_url = \"http://cw.test/\"\n{notify_extra}\n\
          [[cluster]]\nname = \"out\"\ntype = \"forward\"\ndestinations = [\"{}\"]\n\
          [[route]]\nmatch = \"*\"\nto = [\"out\"]\n",
         dir.path().join("cw.db").display(),
@@ -569,8 +580,16 @@ async fn cross_site_writes_and_foreign_hosts_are_refused() {
         .send()
         .await
         .unwrap();
-    assert_eq!(read.status(), StatusCode::FORBIDDEN, "reads too: rebinding leaks");
-    assert_eq!(r.get("/checks").await.1["values"], json!([]), "nothing was created");
+    assert_eq!(
+        read.status(),
+        StatusCode::FORBIDDEN,
+        "reads too: rebinding leaks"
+    );
+    assert_eq!(
+        r.get("/checks").await.1["values"],
+        json!([]),
+        "nothing was created"
+    );
     // The UI: same origin, JSON.
     let admin = r.app.admin.unwrap();
     let ui = post("application/json")
@@ -690,8 +709,150 @@ async fn metrics_can_have_a_token_of_their_own() {
             None => req,
         }
     };
-    assert_eq!(get(None).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(get(Some("prom")).send().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(r.get("/checks").await.0, StatusCode::OK, "the API has no token");
+    assert_eq!(
+        get(None).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(Some("prom")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        r.get("/checks").await.0,
+        StatusCode::OK,
+        "the API has no token"
+    );
+    r.app.shutdown().await;
+}
+
+/// The test endpoint as a way into internal services (#11): loopback and
+/// link-local targets are refused by default, also behind a name; a
+/// foreign answer is never echoed; a hanging target is given up on within
+/// `test_timeout_secs`.
+#[tokio::test]
+async fn the_test_endpoint_cannot_read_internal_services() {
+    let r = rig_with("", "/api", "test_timeout_secs = 1").await;
+    let hook = Hook::start().await;
+    let check = json!({"name": "t", "target": "a.b", "warn": "1", "error": "2", "enabled": true, "live": true});
+    let id = r.create(check).await;
+    let add = |target: String| {
+        let r = &r;
+        let id = id.clone();
+        async move {
+            let resp = r
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/checks/{id}/subscriptions"),
+                    &json!({"type": "HTTP", "target": target, "enabled": true}).to_string(),
+                )
+                .await;
+            assert_eq!(resp.status(), StatusCode::CREATED);
+            let loc = resp.headers()["location"].to_str().unwrap().to_string();
+            loc.rsplit('/').next().unwrap().to_string()
+        }
+    };
+    let test = |sid: String| {
+        let r = &r;
+        let id = id.clone();
+        async move {
+            let resp = r
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("/checks/{id}/subscriptions/{sid}/test"),
+                    "",
+                )
+                .await;
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            (
+                status,
+                body["message"].as_str().unwrap_or_default().to_string(),
+            )
+        }
+    };
+    let literal = add(format!("http://{}/hook", hook.addr)).await;
+    let (status, message) = test(literal).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{message}");
+    assert!(message.contains("test_deny_networks"), "{message}");
+    let named = add(format!("http://localhost:{}/hook", hook.addr.port())).await;
+    let (status, message) = test(named).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{message}");
+    assert!(
+        hook.bodies().is_empty(),
+        "nothing reached the loopback receiver"
+    );
+    r.app.shutdown().await;
+
+    // Allowed, but the answer is a 500 with a secret, and another target
+    // never answers.
+    let r = rig_with(
+        "",
+        "/api",
+        "test_timeout_secs = 1\ntest_allow_networks = [\"127.0.0.0/8\"]",
+    )
+    .await;
+    let secret = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let secret_addr = secret.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = secret.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+            let body = "internal-secret-token";
+            let _ = s
+                .write_all(format!("HTTP/1.1 500 Oops\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+                .await;
+        }
+    });
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hang_addr = hang.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hang.accept().await {
+            held.push(s);
+        }
+    });
+    let id2 = r.create(json!({"name": "u", "target": "a.c", "warn": "1", "error": "2", "enabled": true, "live": true})).await;
+    let mut sids = Vec::new();
+    for target in [
+        format!("http://{secret_addr}/"),
+        format!("http://{hang_addr}/"),
+    ] {
+        let resp = r
+            .send(
+                reqwest::Method::POST,
+                &format!("/checks/{id2}/subscriptions"),
+                &json!({"type": "HTTP", "target": target, "enabled": true}).to_string(),
+            )
+            .await;
+        let loc = resp.headers()["location"].to_str().unwrap().to_string();
+        sids.push(loc.rsplit('/').next().unwrap().to_string());
+    }
+    let resp = r
+        .send(
+            reqwest::Method::PUT,
+            &format!("/checks/{id2}/subscriptions/{}/test", sids[0]),
+            "",
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("HTTP 500") && !text.contains("internal-secret-token"),
+        "{text}"
+    );
+    let started = std::time::Instant::now();
+    let resp = r
+        .send(
+            reqwest::Method::PUT,
+            &format!("/checks/{id2}/subscriptions/{}/test", sids[1]),
+            "",
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     r.app.shutdown().await;
 }

@@ -47,7 +47,7 @@ fn item_frame(name: &str) -> Vec<u8> {
 fn memo_bomb() -> Vec<u8> {
     let mut p = b"\x80\x02]q\x00(X".to_vec();
     p.extend_from_slice(&200_000u32.to_le_bytes());
-    p.extend(std::iter::repeat_n(b'a', 200_000));
+    p.extend(std::iter::repeat(b'a').take(200_000));
     p.extend_from_slice(b"q\x01J\x00\xf1SeK\x01\x86q\x02\x86");
     while p.len() < (1 << 20) - 16 {
         p.extend_from_slice(b"h\x01h\x02\x86");
@@ -73,11 +73,21 @@ async fn a_pickle_bomb_is_refused_and_the_connection_and_others_carry_on() {
     let mut frames = memo_bomb();
     frames.extend(item_frame("after.the.bomb"));
     p.write_all(&frames).await.unwrap();
-    let mut line = TcpStream::connect(app.plaintext_tcp.unwrap()).await.unwrap();
-    line.write_all(b"other.client 1 1700000000\n").await.unwrap();
+    let mut line = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    line.write_all(b"other.client 1 1700000000\n")
+        .await
+        .unwrap();
     let got = sink.wait_lines(2).await;
-    assert!(got.contains(&"after.the.bomb 1 1700000000".to_string()), "{got:?}");
-    assert!(got.contains(&"other.client 1 1700000000".to_string()), "{got:?}");
+    assert!(
+        got.contains(&"after.the.bomb 1 1700000000".to_string()),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&"other.client 1 1700000000".to_string()),
+        "{got:?}"
+    );
     let stats = &app.relay.stats;
     wait_until(Duration::from_secs(10), || {
         stats.rejected[Reject::TooLong.index()].load(Relaxed) > 0
@@ -86,7 +96,11 @@ async fn a_pickle_bomb_is_refused_and_the_connection_and_others_carry_on() {
     // With the default name limit (max_line_bytes) every reference is a
     // too-long item, refused without a copy; nothing was materialised.
     assert_eq!(stats.rejected[Reject::BadPickle.index()].load(Relaxed), 0);
-    assert!(rss_bytes() < before + (64 << 20), "RSS grew by {} MiB", (rss_bytes() - before) >> 20);
+    assert!(
+        rss_bytes() < before + (64 << 20),
+        "RSS grew by {} MiB",
+        (rss_bytes() - before) >> 20
+    );
     app.shutdown().await;
 }
 
@@ -106,7 +120,11 @@ async fn a_memo_bomb_within_the_name_limit_is_refused_whole_by_its_budget() {
     assert_eq!(got, vec!["after.the.bomb 1 1700000000".to_string()]);
     let stats = &app.relay.stats;
     assert_eq!(stats.rejected[Reject::PickleBomb.index()].load(Relaxed), 1);
-    assert!(rss_bytes() < before + (64 << 20), "RSS grew by {} MiB", (rss_bytes() - before) >> 20);
+    assert!(
+        rss_bytes() < before + (64 << 20),
+        "RSS grew by {} MiB",
+        (rss_bytes() - before) >> 20
+    );
     app.shutdown().await;
 }
 
@@ -133,7 +151,10 @@ async fn one_peer_cannot_take_every_connection() {
         idle.push(from("127.0.0.2").connect(addr).await.unwrap());
     }
     let stats = &app.relay.stats;
-    wait_until(Duration::from_secs(10), || stats.connections.load(Relaxed) == 8).await;
+    wait_until(Duration::from_secs(10), || {
+        stats.connections.load(Relaxed) == 8
+    })
+    .await;
     let mut ninth = from("127.0.0.2").connect(addr).await.unwrap();
     let mut b = [0u8; 1];
     // Refused: closed by the server without a byte.
@@ -164,7 +185,10 @@ async fn idle_clients_make_room_under_pressure() {
         idle.push(TcpStream::connect(addr).await.unwrap());
     }
     let stats = &app.relay.stats;
-    wait_until(Duration::from_secs(10), || stats.connections.load(Relaxed) == 8).await;
+    wait_until(Duration::from_secs(10), || {
+        stats.connections.load(Relaxed) == 8
+    })
+    .await;
     // The first of them to time out were closed under pressure; the slots
     // they free are enough for the live client.
     wait_until(Duration::from_secs(20), || {
@@ -205,7 +229,10 @@ async fn memory_stays_flat_across_waves_of_idle_connections() {
             conns.push(s);
         }
         let want = ((wave + 1) * per_wave) as u64;
-        wait_until(Duration::from_secs(60), || stats.received.load(Relaxed) >= want).await;
+        wait_until(Duration::from_secs(60), || {
+            stats.received.load(Relaxed) >= want
+        })
+        .await;
         drop(conns);
         wait_until(Duration::from_secs(60), || {
             stats.disconnects.load(Relaxed) >= want
@@ -217,6 +244,10 @@ async fn memory_stays_flat_across_waves_of_idle_connections() {
     }
     sink.wait_lines(waves * per_wave).await;
     let growth = rss_bytes().saturating_sub(after_first);
-    assert!(growth < 48 << 20, "RSS grew by {} MiB over {waves} waves", growth >> 20);
+    assert!(
+        growth < 48 << 20,
+        "RSS grew by {} MiB over {waves} waves",
+        growth >> 20
+    );
     app.shutdown().await;
 }

@@ -139,8 +139,8 @@ async fn pickle_destinations_receive_frames_carbon_can_read() {
     let bytes = sink.bytes();
     let n = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
     wait_until(Duration::from_secs(10), || sink.bytes().len() >= 4 + n).await;
-    let items =
-        carbonwatch::codec::pickle::decode(&sink.bytes()[4..4 + n], |_| panic!("bad item")).unwrap();
+    let items = carbonwatch::codec::pickle::decode(&sink.bytes()[4..4 + n], |_| panic!("bad item"))
+        .unwrap();
     let got: Vec<_> = items
         .iter()
         .map(|i| (i.name.as_str(), i.timestamp, i.value))

@@ -197,8 +197,13 @@ pub struct AlertHandle {
     pub outbox: Arc<crate::notify::outbox::OutboxStats>,
     /// The store.
     pub store: Arc<dyn Store>,
-    /// The notifiers, for test notifications.
+    /// The notifiers the outbox delivers with.
     pub notifiers: Arc<Notifiers>,
+    /// The notifiers of the test endpoint, under `[notify]`'s network
+    /// policy for test targets.
+    pub test_notifiers: Arc<Notifiers>,
+    /// `[notify] test_timeout_secs`.
+    pub test_timeout: std::time::Duration,
     commands: mpsc::Sender<Command>,
     checks: watch::Receiver<Arc<Vec<Check>>>,
 }
@@ -457,7 +462,9 @@ pub async fn start(
     engine.rebuild_index();
 
     let notifiers = Arc::new(Notifiers::new(&notify, &smtp));
-    let outbox = Outbox::new(store.clone(), notifiers.clone(), notify);
+    let test_notifiers = Arc::new(Notifiers::for_tests(&notify, &smtp));
+    let test_timeout_secs = notify.test_timeout_secs;
+    let outbox = Outbox::new(store.clone(), notifiers.clone(), notify.clone());
     let outbox_stats = outbox.stats.clone();
     tasks.spawn_on(outbox.run(fresh_rx, token.clone()), rt);
     tasks.spawn_on(
@@ -471,6 +478,8 @@ pub async fn start(
         outbox: outbox_stats,
         store,
         notifiers,
+        test_notifiers,
+        test_timeout: std::time::Duration::from_secs(test_timeout_secs.max(1)),
         commands: cmd_tx,
         checks: checks_rx,
     })

@@ -37,7 +37,11 @@ impl Guard {
     /// From `[admin]` and the bound listen address.
     pub fn new(a: &AdminConfig, listen: Option<SocketAddr>) -> Self {
         Guard {
-            hosts: a.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            hosts: a
+                .allowed_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             origins: a
                 .allowed_origins
                 .iter()
@@ -51,14 +55,18 @@ impl Guard {
     /// Whether `host` (a `Host` header value) names this service.
     pub fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
-        if self.hosts.iter().any(|h| *h == host) {
+        if self.hosts.contains(&host) {
             return true;
         }
         let name = strip_port(&host);
         if name == "localhost" || self.hosts.iter().any(|h| h == name) {
             return true;
         }
-        match name.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        match name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             Ok(ip) => ip.is_loopback() || Some(ip) == self.listen_ip,
             Err(_) => false,
         }
@@ -141,9 +149,7 @@ pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
     }
     if is_write(req.method()) {
         if let Some(origin) = headers.get(header::ORIGIN) {
-            let allowed = origin
-                .to_str()
-                .is_ok_and(|o| guard.origin_allowed(o, host));
+            let allowed = origin.to_str().is_ok_and(|o| guard.origin_allowed(o, host));
             if !allowed {
                 return refuse(
                     StatusCode::FORBIDDEN,
@@ -220,7 +226,13 @@ mod tests {
         ] {
             assert!(g.host_allowed(ok), "{ok}");
         }
-        for bad in ["evil.example", "evil.example:8080", "proxy:9999", "10.0.0.1", ""] {
+        for bad in [
+            "evil.example",
+            "evil.example:8080",
+            "proxy:9999",
+            "10.0.0.1",
+            "",
+        ] {
             assert!(!g.host_allowed(bad), "{bad}");
         }
         assert!(g.origin_allowed("http://127.0.0.1:8080", Some("127.0.0.1:8080")));

@@ -16,6 +16,11 @@ pub async fn metrics(State(s): State<ApiContext>) -> impl IntoResponse {
     metrics::with_local_recorder(&*s.recorder, || {
         let st = &s.relay.stats;
         metrics::counter!("carbonwatch_metrics_received_total").absolute(st.received.load(Relaxed));
+        let admin = &s.admin_stats;
+        metrics::counter!("carbonwatch_admin_connections_refused_total")
+            .absolute(admin.refused.load(Relaxed));
+        metrics::counter!("carbonwatch_admin_connections_timed_out_total")
+            .absolute(admin.timed_out.load(Relaxed));
         for r in Reject::ALL {
             metrics::counter!("carbonwatch_rejected_total", "reason" => r.as_str())
                 .absolute(st.rejected(r));
@@ -93,6 +98,8 @@ pub async fn metrics(State(s): State<ApiContext>) -> impl IntoResponse {
                 metrics::counter!("carbonwatch_notifications_total", "outcome" => outcome)
                     .absolute(n.load(Relaxed));
             }
+            metrics::counter!("carbonwatch_notifications_deferred_busy_total")
+                .absolute(o.deferred_busy.load(Relaxed));
         }
         if let Some(p) = &s.poll {
             metrics::counter!("carbonwatch_poll_runs_total").absolute(p.runs.load(Relaxed));

@@ -95,6 +95,7 @@ pub struct ApiContext {
     metrics_token: Option<String>,
     guard: Arc<guard::Guard>,
     max_body_bytes: usize,
+    test_policy: Arc<crate::notify::netpolicy::NetPolicy>,
     /// The admin port's connection counters.
     pub admin_stats: Arc<server::AdminStats>,
 }
@@ -129,6 +130,7 @@ impl ApiContext {
                 .cloned(),
             guard: Arc::new(guard::Guard::new(a, config.admin)),
             max_body_bytes: a.max_body_bytes,
+            test_policy: Arc::new(crate::notify::netpolicy::NetPolicy::new(&config.notify)),
             admin_stats: Arc::default(),
         }
     }

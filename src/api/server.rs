@@ -87,8 +87,8 @@ pub fn tls_acceptor(a: &AdminConfig) -> Result<Option<tokio_rustls::TlsAcceptor>
         .map_err(pem(&a.tls_cert_file))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(pem(&a.tls_cert_file))?;
-    let key = PrivateKeyDer::from_pem_file(Path::new(&a.tls_key_file))
-        .map_err(pem(&a.tls_key_file))?;
+    let key =
+        PrivateKeyDer::from_pem_file(Path::new(&a.tls_key_file)).map_err(pem(&a.tls_key_file))?;
     // One crypto provider for the process: ring, as reqwest and lettre use.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)

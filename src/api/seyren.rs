@@ -371,15 +371,31 @@ pub async fn test_subscription(
         alerts: vec![alert],
         not_before_ms: 0,
     };
-    ctx.alerts()?
-        .notifiers
-        .send(&n)
-        .await
-        .map_err(|e| ApiError {
-            status: StatusCode::BAD_GATEWAY,
-            message: format!("Notifying failed '{e}'"),
-        })?;
-    Ok(StatusCode::NO_CONTENT)
+    let alerts = ctx.alerts()?;
+    // A target the API user chose goes through the test notifiers, under
+    // the network policy; URLs from [notify] are the operator's own.
+    let notifiers = match alerts.notifiers.target_url(&n.subscription) {
+        Some(url) => {
+            ctx.test_policy.check_url(url).map_err(|e| ApiError {
+                status: StatusCode::FORBIDDEN,
+                message: e.to_string(),
+            })?;
+            &alerts.test_notifiers
+        }
+        None => &alerts.notifiers,
+    };
+    let failed = |message: String| ApiError {
+        status: StatusCode::BAD_GATEWAY,
+        message: format!("Notifying failed '{message}'"),
+    };
+    match tokio::time::timeout(alerts.test_timeout, notifiers.send(&n)).await {
+        Ok(Ok(())) => Ok(StatusCode::NO_CONTENT),
+        Ok(Err(e)) => Err(failed(e.for_client())),
+        Err(_) => Err(failed(format!(
+            "no answer within {} s",
+            alerts.test_timeout.as_secs()
+        ))),
+    }
 }
 
 /// `GET /config`: exactly Seyren's three keys.

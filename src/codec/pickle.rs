@@ -796,7 +796,7 @@ mod tests {
         pub fn memo_bomb(name_len: usize, n: usize) -> Vec<u8> {
             let mut f = b"\x80\x02]q\x00(X".to_vec();
             f.extend_from_slice(&(name_len as u32).to_le_bytes());
-            f.extend(std::iter::repeat_n(b'a', name_len));
+            f.extend(std::iter::repeat(b'a').take(name_len));
             f.extend_from_slice(b"q\x01J\x00\xf1SeK\x01\x86q\x02\x86");
             while f.len() < n {
                 f.extend_from_slice(b"h\x01h\x02\x86");
@@ -824,7 +824,7 @@ mod tests {
         /// Tuples nested one inside the next.
         pub fn nested_tuples(n: usize) -> Vec<u8> {
             let mut f = b")".to_vec();
-            f.extend(std::iter::repeat_n(0x85u8, n));
+            f.extend(std::iter::repeat(0x85u8).take(n));
             f.push(b'.');
             f
         }
@@ -832,7 +832,7 @@ mod tests {
         /// Lists nested one inside the next through MARKs.
         pub fn nested_lists(n: usize) -> Vec<u8> {
             let mut f = vec![b'('; n / 2];
-            f.extend(std::iter::repeat_n(b'l', n / 2));
+            f.extend(std::iter::repeat(b'l').take(n / 2));
             f.push(b'.');
             f
         }
@@ -856,7 +856,7 @@ mod tests {
             while f.len() < n {
                 f.push(b'X');
                 f.extend_from_slice(&(name_len as u32).to_le_bytes());
-                f.extend(std::iter::repeat_n(b'n', name_len));
+                f.extend(std::iter::repeat(b'n').take(name_len));
                 f.extend_from_slice(b"K\x01K\x02\x86\x86");
             }
             f.extend_from_slice(b"e.");
@@ -937,13 +937,19 @@ mod tests {
             ..Limits::default()
         };
         let mut reasons = Vec::new();
-        assert_eq!(decode_with(&frame, &limits, |r| reasons.push(r)), Ok(vec![]));
+        assert_eq!(
+            decode_with(&frame, &limits, |r| reasons.push(r)),
+            Ok(vec![])
+        );
         assert!(!reasons.is_empty() && reasons.iter().all(|&r| r == Reject::TooLong));
         let limits = Limits {
             max_name_bytes: 40,
             ..limits
         };
-        assert_eq!(decode_with(&frame, &limits, |_| {}).unwrap().len(), reasons.len());
+        assert_eq!(
+            decode_with(&frame, &limits, |_| {}).unwrap().len(),
+            reasons.len()
+        );
     }
 
     mod linear {

@@ -52,7 +52,9 @@ pub fn normalize(path: &str) -> Result<String, Reject> {
 
 /// The bytes of `tag=value`, compared without formatting them.
 fn formatted<'a>(tag: &'a str, value: &'a str) -> impl Iterator<Item = u8> + 'a {
-    tag.bytes().chain(std::iter::once(b'=')).chain(value.bytes())
+    tag.bytes()
+        .chain(std::iter::once(b'='))
+        .chain(value.bytes())
 }
 
 /// Carbon's `validateTagAndValue`.

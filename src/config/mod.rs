@@ -540,7 +540,11 @@ fn read_sections(
         Ok(root) => root,
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
-            issues.push(issue(span.clone(), key_at(text, span.start), e.message().to_string()));
+            issues.push(issue(
+                span.clone(),
+                key_at(text, span.start),
+                e.message().to_string(),
+            ));
             return RawConfig::default();
         }
     };
@@ -1137,7 +1141,10 @@ stop = true
             "t.toml:12: notify.timezone: unknown time zone",
         ];
         for w in want {
-            assert!(got.iter().any(|g| g.starts_with(w)), "{w:?} not in {got:#?}");
+            assert!(
+                got.iter().any(|g| g.starts_with(w)),
+                "{w:?} not in {got:#?}"
+            );
         }
         assert_eq!(got.len(), want.len(), "{got:#?}");
         let big = issues("[listen]\nmax_datagram_bytes = 1000000000000\n");
@@ -1148,9 +1155,21 @@ stop = true
     fn a_type_error_in_one_section_does_not_hide_another() {
         let got = issues("[relay]\nqueue_max_lines = \"many\"\n[stats]\ninterval_secs = -1\n[listen]\nmax_connections = 0\n");
         assert_eq!(got.len(), 3, "{got:#?}");
-        assert!(got[0].starts_with("t.toml:2: relay.queue_max_lines:"), "{}", got[0]);
-        assert!(got[1].starts_with("t.toml:4: stats.interval_secs:"), "{}", got[1]);
-        assert!(got[2].starts_with("t.toml:6: listen.max_connections: 0 is out of range"), "{}", got[2]);
+        assert!(
+            got[0].starts_with("t.toml:2: relay.queue_max_lines:"),
+            "{}",
+            got[0]
+        );
+        assert!(
+            got[1].starts_with("t.toml:4: stats.interval_secs:"),
+            "{}",
+            got[1]
+        );
+        assert!(
+            got[2].starts_with("t.toml:6: listen.max_connections: 0 is out of range"),
+            "{}",
+            got[2]
+        );
     }
 
     #[test]

@@ -14,7 +14,10 @@ impl Validator<'_> {
     fn range(&mut self, path: &str, value: impl Into<u64>, min: u64, max: u64) {
         let v = value.into();
         if v < min || v > max {
-            self.issue_at(path, format!("{v} is out of range: it must be {min} to {max}"));
+            self.issue_at(
+                path,
+                format!("{v} is out of range: it must be {min} to {max}"),
+            );
         }
     }
 
@@ -32,7 +35,12 @@ impl Validator<'_> {
             1,
             1_000_000,
         );
-        self.range("listen.idle_timeout_secs", l.idle_timeout_secs, 0, 7 * DAY_SECS);
+        self.range(
+            "listen.idle_timeout_secs",
+            l.idle_timeout_secs,
+            0,
+            7 * DAY_SECS,
+        );
         self.range(
             "listen.idle_timeout_under_pressure_secs",
             l.idle_timeout_under_pressure_secs,
@@ -48,19 +56,39 @@ impl Validator<'_> {
             16,
             64 * MIB,
         );
-        self.range_usize("listen.max_pickle_expansion", l.max_pickle_expansion, 1, 256);
+        self.range_usize(
+            "listen.max_pickle_expansion",
+            l.max_pickle_expansion,
+            1,
+            256,
+        );
         // The largest UDP payload there is.
-        self.range_usize("listen.max_datagram_bytes", l.max_datagram_bytes, 16, 65_535);
+        self.range_usize(
+            "listen.max_datagram_bytes",
+            l.max_datagram_bytes,
+            16,
+            65_535,
+        );
 
         let a = &raw.admin;
         self.range_usize("admin.max_connections", a.max_connections, 1, 100_000);
         self.range("admin.header_timeout_secs", a.header_timeout_secs, 1, 3_600);
         self.range("admin.idle_timeout_secs", a.idle_timeout_secs, 1, DAY_SECS);
-        self.range_usize("admin.max_body_bytes", a.max_body_bytes, KIB as usize as u64, 64 * MIB);
+        self.range_usize(
+            "admin.max_body_bytes",
+            a.max_body_bytes,
+            KIB as usize as u64,
+            64 * MIB,
+        );
 
         let r = &raw.relay;
         self.range_usize("relay.queue_max_lines", r.queue_max_lines, 1, 1 << 32);
-        self.range_usize("relay.queue_max_bytes", r.queue_max_bytes, 64 * KIB, 64 * GIB);
+        self.range_usize(
+            "relay.queue_max_bytes",
+            r.queue_max_bytes,
+            64 * KIB,
+            64 * GIB,
+        );
         self.range_usize("relay.max_write_bytes", r.max_write_bytes, 512, 64 * MIB);
         self.range_usize(
             "relay.connections_per_destination",
@@ -68,7 +96,12 @@ impl Validator<'_> {
             1,
             64,
         );
-        self.range("relay.connect_timeout_secs", r.connect_timeout_secs, 1, 3_600);
+        self.range(
+            "relay.connect_timeout_secs",
+            r.connect_timeout_secs,
+            1,
+            3_600,
+        );
         self.range("relay.reconnect_min_ms", r.reconnect_min_ms, 1, HOUR_MS);
         self.range(
             "relay.reconnect_max_ms",
@@ -76,10 +109,25 @@ impl Validator<'_> {
             r.reconnect_min_ms.max(1),
             HOUR_MS,
         );
-        self.range("relay.write_timeout_secs", r.write_timeout_secs, 1, DAY_SECS);
+        self.range(
+            "relay.write_timeout_secs",
+            r.write_timeout_secs,
+            1,
+            DAY_SECS,
+        );
         self.range_usize("relay.pickle_max_points", r.pickle_max_points, 1, 100_000);
-        self.range("relay.shutdown_timeout_secs", r.shutdown_timeout_secs, 0, DAY_SECS);
-        self.range("relay.spool_segment_bytes", r.spool_segment_bytes, 64 * KIB, 4 * GIB);
+        self.range(
+            "relay.shutdown_timeout_secs",
+            r.shutdown_timeout_secs,
+            0,
+            DAY_SECS,
+        );
+        self.range(
+            "relay.spool_segment_bytes",
+            r.spool_segment_bytes,
+            64 * KIB,
+            4 * GIB,
+        );
         self.range(
             "relay.spool_max_bytes_per_destination",
             r.spool_max_bytes_per_destination,
@@ -92,12 +140,22 @@ impl Validator<'_> {
             r.spool_segment_bytes.max(64 * KIB),
             1 << 50,
         );
-        self.range("relay.spool_fsync_interval_ms", r.spool_fsync_interval_ms, 1, HOUR_MS);
+        self.range(
+            "relay.spool_fsync_interval_ms",
+            r.spool_fsync_interval_ms,
+            1,
+            HOUR_MS,
+        );
 
         self.range("stats.interval_secs", raw.stats.interval_secs, 1, DAY_SECS);
 
         let al = &raw.alerting;
-        self.range_usize("alerting.queue_max_batches", al.queue_max_batches, 1, 1 << 20);
+        self.range_usize(
+            "alerting.queue_max_batches",
+            al.queue_max_batches,
+            1,
+            1 << 20,
+        );
         self.range_usize(
             "alerting.store_queue_max_batches",
             al.store_queue_max_batches,
@@ -131,7 +189,12 @@ impl Validator<'_> {
             1,
             n.concurrency.max(1) as u64,
         );
-        self.range_usize("notify.per_destination_queue", n.per_destination_queue, 1, 1 << 20);
+        self.range_usize(
+            "notify.per_destination_queue",
+            n.per_destination_queue,
+            1,
+            1 << 20,
+        );
         self.range("notify.test_timeout_secs", n.test_timeout_secs, 1, 600);
         self.range("notify.poll_interval_ms", n.poll_interval_ms, 10, HOUR_MS);
         for (key, nets) in [

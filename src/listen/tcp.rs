@@ -131,22 +131,36 @@ async fn serve<D: Decoder>(
     let mut dispatcher = ctx.relay.dispatcher();
     let mut buf = BytesMut::new();
     let mut chunk = READ_START_BYTES;
+    // Readiness was just reported: read even with no buffer yet.
+    let mut woken = false;
     loop {
-        // Under load the next read is ready at once, and alerting's points
-        // wait for a fuller batch; when the client pauses, they go now.
-        let ready = if dispatcher.alert_points_pending() {
+        // A connection in flow reads straight away; under load the next
+        // read is ready at once, and alerting's points wait for a fuller
+        // batch. When the client pauses, they go now.
+        let mut read = None;
+        if woken || buf.capacity() > 0 || dispatcher.alert_points_pending() {
+            woken = false;
             grow(&mut buf, chunk);
+            let spare = buf.capacity() - buf.len();
             match stream.try_read_buf(&mut buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    dispatcher.flush_alerts();
-                    None
+                    if dispatcher.alert_points_pending() {
+                        dispatcher.flush_alerts();
+                    }
                 }
-                r => Some(Ok(r)),
+                r => {
+                    if matches!(r, Ok(n) if n == spare) {
+                        chunk = (chunk * 2).min(READ_CHUNK_BYTES);
+                    }
+                    // `try_read` spends no cooperative budget: without this a
+                    // client that always has data ready would keep its worker
+                    // from every other task (the admin port waited a minute).
+                    tokio::task::consume_budget().await;
+                    read = Some(Ok(r));
+                }
             }
-        } else {
-            None
-        };
-        let read = match ready {
+        }
+        let read = match read {
             Some(r) => r,
             None => {
                 if buf.is_empty() && buf.capacity() > 0 {
@@ -154,28 +168,19 @@ async fn serve<D: Decoder>(
                     chunk = READ_START_BYTES;
                 }
                 let idle = ctx.idle_timeout();
-                let woken = tokio::select! {
+                let waited = tokio::select! {
                     _ = token.cancelled() => break,
-                    _ = ctx.pressure.notified() => None,
-                    r = tokio::time::timeout(idle, stream.readable()) => Some(r),
-                };
-                match woken {
                     // Pressure began: wait again with the shorter timeout.
-                    None => continue,
-                    Some(Ok(Ok(()))) => {
-                        grow(&mut buf, chunk);
-                        let spare = buf.capacity() - buf.len();
-                        match stream.try_read_buf(&mut buf) {
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                            Ok(n) if n == spare => {
-                                chunk = (chunk * 2).min(READ_CHUNK_BYTES);
-                                Ok(Ok(n))
-                            }
-                            r => Ok(r),
-                        }
+                    _ = ctx.pressure.notified() => continue,
+                    r = tokio::time::timeout(idle, stream.readable()) => r,
+                };
+                match waited {
+                    Ok(Ok(())) => {
+                        woken = true;
+                        continue;
                     }
-                    Some(Ok(Err(e))) => Ok(Err(e)),
-                    Some(Err(elapsed)) => {
+                    Ok(Err(e)) => Ok(Err(e)),
+                    Err(elapsed) => {
                         if ctx.under_pressure() {
                             ctx.relay
                                 .stats

@@ -48,6 +48,14 @@ impl HttpNotifier {
     }
 }
 
+impl HttpNotifier {
+    /// Whether requests go to the subscription's target (no
+    /// `HTTP_NOTIFICATION_URL` overrides it).
+    pub fn uses_target(&self) -> bool {
+        self.cfg.http_notification_url.is_empty()
+    }
+}
+
 impl Notifier for HttpNotifier {
     fn kind(&self) -> SubscriptionType {
         SubscriptionType::Http

@@ -10,6 +10,7 @@
 pub mod alertmanager;
 pub mod email;
 pub mod http;
+pub mod netpolicy;
 pub mod outbox;
 pub mod pagerduty;
 pub mod schedule;
@@ -31,6 +32,27 @@ pub enum NotifyError {
     /// The request could not be made or was refused.
     #[error("{0}")]
     Failed(String),
+    /// The endpoint answered with a non-2xx status; `body` is the start
+    /// of its answer, for the log (never echoed to an API client).
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// The first 200 characters of the answer.
+        body: String,
+    },
+}
+
+impl NotifyError {
+    /// The error as an API client may see it: a foreign endpoint's answer
+    /// is reduced to its status, so the test endpoint cannot be used to
+    /// read internal services.
+    pub fn for_client(&self) -> String {
+        match self {
+            NotifyError::Status { status, .. } => format!("HTTP {status}"),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<reqwest::Error> for NotifyError {
@@ -217,11 +239,32 @@ pub struct Notifiers {
 impl Notifiers {
     /// Builds every notifier from the config.
     pub fn new(cfg: &NotifyConfig, smtp: &SmtpConfig) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_secs.max(1)))
+        Self::with_client(cfg, smtp, Self::client(cfg.timeout_secs).build())
+    }
+
+    /// The notifiers the test endpoint uses: their HTTP client resolves
+    /// names through [`netpolicy::PolicyResolver`] and gives up after
+    /// `test_timeout_secs`.
+    pub fn for_tests(cfg: &NotifyConfig, smtp: &SmtpConfig) -> Self {
+        let policy = std::sync::Arc::new(netpolicy::NetPolicy::new(cfg));
+        let client = Self::client(cfg.test_timeout_secs)
+            .dns_resolver(std::sync::Arc::new(netpolicy::PolicyResolver(policy)))
+            .build();
+        Self::with_client(cfg, smtp, client)
+    }
+
+    fn client(timeout_secs: u64) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(timeout_secs.max(1)))
             .user_agent(concat!("carbonwatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the HTTP client builds with static settings");
+    }
+
+    fn with_client(
+        cfg: &NotifyConfig,
+        smtp: &SmtpConfig,
+        client: reqwest::Result<reqwest::Client>,
+    ) -> Self {
+        let client = client.expect("the HTTP client builds with static settings");
         Notifiers {
             http: http::HttpNotifier::new(client.clone(), cfg),
             slack: slack::SlackNotifier::new(client.clone(), cfg),
@@ -229,6 +272,20 @@ impl Notifiers {
             alertmanager: alertmanager::AlertmanagerNotifier::new(client, cfg),
             email: email::EmailNotifier::new(smtp, cfg),
         }
+    }
+
+    /// The URL a subscription's own target makes carbonwatch call, for the
+    /// types whose target is one (URLs from `[notify]` are the operator's
+    /// and not subject to the test endpoint's network policy).
+    pub fn target_url<'a>(&self, sub: &'a crate::alert::model::Subscription) -> Option<&'a str> {
+        let t = sub.target.trim();
+        let url = match sub.kind {
+            SubscriptionType::Http => self.http.uses_target(),
+            SubscriptionType::Slack => t.starts_with("http://") || t.starts_with("https://"),
+            SubscriptionType::Alertmanager => !t.is_empty(),
+            SubscriptionType::Pagerduty | SubscriptionType::Email => false,
+        };
+        url.then_some(t)
     }
 
     /// Delivers through the notifier for the subscription's type.
@@ -250,10 +307,10 @@ async fn expect_success(resp: reqwest::Response) -> Result<(), NotifyError> {
         return Ok(());
     }
     let body = resp.text().await.unwrap_or_default();
-    Err(NotifyError::Failed(format!(
-        "HTTP {status}: {}",
-        body.chars().take(200).collect::<String>()
-    )))
+    Err(NotifyError::Status {
+        status: status.as_u16(),
+        body: body.chars().take(200).collect(),
+    })
 }
 
 #[cfg(test)]

@@ -2,14 +2,20 @@
 //! after their commit and are sent at once; a poll every
 //! `poll_interval_ms` picks up retries, deferred notifications whose window
 //! has opened, and anything left over from before a restart. Deliveries run
-//! concurrently up to `concurrency`, each with its own timeout, so one
-//! failing channel never delays the others.
+//! concurrently up to `concurrency`, each with its own timeout.
+//!
+//! Each destination (a subscription's type and target) has a lane of its
+//! own: at most `per_destination_concurrency` deliveries in flight and
+//! `per_destination_queue` waiting. A delivery takes its lane's slot before
+//! a global one, so a hanging endpoint holds only its own lane's share of
+//! `concurrency`; what its full lane cannot take stays pending in the store
+//! (deferred, counted) instead of queueing in memory.
 //!
 //! A notification deferred by a closed window or a mute is delivered only
 //! for the series still in the state it reports; if none is, it is marked
 //! superseded.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +38,22 @@ pub struct OutboxStats {
     pub failed: AtomicU64,
     /// Deferred notifications no longer current when due.
     pub superseded: AtomicU64,
+    /// Notifications left pending because their destination's lane was
+    /// full.
+    pub deferred_busy: AtomicU64,
+}
+
+/// One destination's share of the deliveries.
+struct Lane {
+    slots: Arc<Semaphore>,
+    /// Deliveries in flight or waiting for a slot.
+    queued: std::sync::atomic::AtomicUsize,
+}
+
+/// What a lane is keyed by: where the notification goes.
+fn destination(n: &Notification) -> String {
+    let s = &n.body.subscription;
+    format!("{}\u{0}{}", s.kind.as_str(), s.target)
 }
 
 /// The delivery worker.
@@ -58,6 +80,9 @@ impl Outbox {
     pub async fn run(self, mut fresh: mpsc::Receiver<Notification>, token: CancellationToken) {
         let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
         let slots = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
+        let mut lanes: HashMap<String, Arc<Lane>> = HashMap::new();
+        let lane_slots = self.cfg.per_destination_concurrency.max(1);
+        let lane_max = lane_slots + self.cfg.per_destination_queue;
         let tasks = TaskTracker::new();
         let mut poll =
             tokio::time::interval(Duration::from_millis(self.cfg.poll_interval_ms.max(10)));
@@ -73,6 +98,7 @@ impl Outbox {
                     None => break,
                 },
                 _ = poll.tick() => {
+                    lanes.retain(|_, l| l.queued.load(Relaxed) > 0);
                     let store = me.store.clone();
                     let due = tokio::task::spawn_blocking(move || store.due_notifications(crate::unix_now_ms(), 256)).await;
                     match due {
@@ -86,6 +112,21 @@ impl Outbox {
                 }
             };
             for n in batch {
+                let lane = lanes
+                    .entry(destination(&n))
+                    .or_insert_with(|| {
+                        Arc::new(Lane {
+                            slots: Arc::new(Semaphore::new(lane_slots)),
+                            queued: Default::default(),
+                        })
+                    })
+                    .clone();
+                if lane.queued.load(Relaxed) >= lane_max {
+                    if !in_flight_contains(&in_flight, n.id) {
+                        tasks.spawn(me.clone().defer_busy(n.id));
+                    }
+                    continue;
+                }
                 if !in_flight
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -93,12 +134,18 @@ impl Outbox {
                 {
                     continue;
                 }
+                lane.queued.fetch_add(1, Relaxed);
                 let (me, in_flight, slots) = (me.clone(), in_flight.clone(), slots.clone());
                 tasks.spawn(async move {
-                    let Ok(_permit) = slots.acquire_owned().await else {
-                        return;
+                    let permits = async {
+                        let own = lane.slots.clone().acquire_owned().await.ok()?;
+                        let global = slots.acquire_owned().await.ok()?;
+                        Some((own, global))
                     };
-                    me.deliver(n.clone(), claimed).await;
+                    if let Some(_permits) = permits.await {
+                        me.deliver(n.clone(), claimed).await;
+                    }
+                    lane.queued.fetch_sub(1, Relaxed);
                     in_flight
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -108,6 +155,20 @@ impl Outbox {
         }
         tasks.close();
         tasks.wait().await;
+    }
+
+    /// Leaves a notification whose lane is full pending in the store, due
+    /// again after a poll interval: a later poll picks it up.
+    /// Spawned, so that a busy lane never holds up the loop that feeds
+    /// the others.
+    async fn defer_busy(self: Arc<Self>, id: i64) {
+        self.stats.deferred_busy.fetch_add(1, Relaxed);
+        let store = self.store.clone();
+        let until = crate::unix_now_ms() + self.cfg.poll_interval_ms.max(10) as i64;
+        let r = tokio::task::spawn_blocking(move || store.defer_notification(id, until)).await;
+        if let Ok(Err(e)) = r {
+            tracing::error!(error = %e, id, "Deferring a notification failed.");
+        }
     }
 
     async fn deliver(&self, mut n: Notification, claimed: bool) {
@@ -200,4 +261,8 @@ impl Outbox {
             tracing::error!(error = %e, id, "Recording a notification outcome failed.");
         }
     }
+}
+
+fn in_flight_contains(set: &Mutex<HashSet<i64>>, id: i64) -> bool {
+    set.lock().unwrap_or_else(|p| p.into_inner()).contains(&id)
 }

@@ -481,8 +481,12 @@ fn quarantine(path: &Path, damage: &mut SpoolDamage) {
     let mut bad = path.as_os_str().to_owned();
     bad.push(".bad");
     match fs::rename(path, &bad) {
-        Ok(()) => tracing::warn!(path = %path.display(), "Moved an unreadable spool entry aside as .bad."),
-        Err(e) => tracing::error!(path = %path.display(), error = %e, "An unreadable spool entry could not be moved aside."),
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), "Moved an unreadable spool entry aside as .bad.")
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "An unreadable spool entry could not be moved aside.")
+        }
     }
 }
 
@@ -703,7 +707,11 @@ mod tests {
         fs::remove_file(segment_path(dir.path(), lost)).unwrap();
         fs::create_dir(segment_path(dir.path(), lost)).unwrap();
         let got = drain(&mut s);
-        assert!(got.len() < want.len() && got.len() > want.len() / 2, "{}", got.len());
+        assert!(
+            got.len() < want.len() && got.len() > want.len() / 2,
+            "{}",
+            got.len()
+        );
         assert_eq!(s.damage.quarantined, 1);
         assert!(s.is_empty());
     }

@@ -469,7 +469,10 @@ mod tests {
         let ok = format!("{}a{}", "{".repeat(16), "}".repeat(16));
         assert!(Glob::new(&ok).unwrap().is_match("a"));
         let many = "{a}".repeat(300);
-        assert!(Glob::new(&many).unwrap_err().reason.contains("300 brace groups"));
+        assert!(Glob::new(&many)
+            .unwrap_err()
+            .reason
+            .contains("300 brace groups"));
         assert!(Glob::new(&"a".repeat(super::MAX_GLOB_BYTES + 1)).is_err());
         // Stars that backtracked exponentially: 30 of them against 16 KB.
         let stars = format!("{}b", "*a".repeat(30));
@@ -477,7 +480,10 @@ mod tests {
         assert!(!node.is_match(&"a".repeat(16_000)));
         assert!(node.is_match(&format!("{}b", "a".repeat(100))));
         // graphite-web drops backslashes, so they do not hide braces.
-        assert!(Glob::new(&"\\{".repeat(20)).unwrap_err().reason.contains("nested"));
+        assert!(Glob::new(&"\\{".repeat(20))
+            .unwrap_err()
+            .reason
+            .contains("nested"));
     }
 
     #[test]

@@ -153,6 +153,9 @@ pub trait Store: Send + Sync + 'static {
     fn claim_notification(&self, id: i64) -> Result<bool, StoreError>;
     /// Returns a claimed notification to pending, for the outbox's poll.
     fn release_notification(&self, id: i64) -> Result<(), StoreError>;
+    /// Puts a notification back to pending, due at `until_ms`, without
+    /// counting an attempt: its destination was busy, not failing.
+    fn defer_notification(&self, id: i64, until_ms: i64) -> Result<(), StoreError>;
     /// Records a delivery attempt's outcome. With `retry_at_ms` the
     /// notification goes back to pending until then.
     fn finish_notification(

@@ -95,12 +95,28 @@ impl Checkpointer {
     }
 }
 
+/// Creates the database file readable by its owner only (it holds webhook
+/// URLs and PagerDuty keys), or takes an existing one down to that. SQLite
+/// gives its `-wal` and `-shm` files the database's mode.
+fn restrict(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(StoreError::Io)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(StoreError::Io)
+}
+
 impl SqliteStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
+        restrict(path)?;
         let mut store = Self::init(Connection::open(path)?)?;
         store.conn().pragma_update(None, "wal_autocheckpoint", 0)?;
         store._checkpointer = Some(Checkpointer::start(path)?);
@@ -411,6 +427,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn defer_notification(&self, id: i64, until_ms: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE outbox SET status = 'pending', next_attempt = ?2, updated = ?3 WHERE id = ?1",
+            params![id, until_ms, crate::unix_now_ms()],
+        )?;
+        Ok(())
+    }
+
     fn finish_notification(
         &self,
         id: i64,
@@ -600,6 +624,27 @@ mod tests {
         };
         let s = SqliteStore::open(&path).unwrap();
         assert_eq!(s.due_notifications(i64::MAX, 10).unwrap()[0].id, id);
+    }
+
+    /// The store holds webhook URLs and PagerDuty keys: owner-only, the
+    /// WAL and shared-memory files too, and an old world-readable file is
+    /// tightened when opened.
+    #[test]
+    fn the_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cw.db");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        store.put_check(&check("c1", "one")).unwrap();
+        for name in ["cw.db", "cw.db-wal", "cw.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+        }
     }
 
     #[test]
