@@ -43,6 +43,9 @@ pub struct OutboxStats {
     pub deferred_busy: AtomicU64,
 }
 
+/// The most a shutdown waits for deliveries in flight.
+const SHUTDOWN_GRACE_SECS: u64 = 5;
+
 /// One destination's share of the deliveries.
 struct Lane {
     slots: Arc<Semaphore>,
@@ -84,6 +87,7 @@ impl Outbox {
         let lane_slots = self.cfg.per_destination_concurrency.max(1);
         let lane_max = lane_slots + self.cfg.per_destination_queue;
         let tasks = TaskTracker::new();
+        let stop = CancellationToken::new();
         let mut poll =
             tokio::time::interval(Duration::from_millis(self.cfg.poll_interval_ms.max(10)));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -136,14 +140,26 @@ impl Outbox {
                 }
                 lane.queued.fetch_add(1, Relaxed);
                 let (me, in_flight, slots) = (me.clone(), in_flight.clone(), slots.clone());
+                let stop = stop.clone();
                 tasks.spawn(async move {
-                    let permits = async {
+                    let work = async {
                         let own = lane.slots.clone().acquire_owned().await.ok()?;
-                        let global = slots.acquire_owned().await.ok()?;
-                        Some((own, global))
-                    };
-                    if let Some(_permits) = permits.await {
+                        let _global = slots.acquire_owned().await.ok()?;
                         me.deliver(n.clone(), claimed).await;
+                        drop(own);
+                        Some(())
+                    };
+                    let done = tokio::select! {
+                        r = work => r.is_some(),
+                        _ = stop.cancelled() => false,
+                    };
+                    if !done && claimed {
+                        // Cut off by shutdown: pending again, so the next
+                        // start sends it (at least once, as after a crash).
+                        let store = me.store.clone();
+                        let _ =
+                            tokio::task::spawn_blocking(move || store.release_notification(n.id))
+                                .await;
                     }
                     lane.queued.fetch_sub(1, Relaxed);
                     in_flight
@@ -154,7 +170,14 @@ impl Outbox {
             }
         }
         tasks.close();
-        tasks.wait().await;
+        // Deliveries in flight get a short grace; a hung endpoint must not
+        // hold the shutdown for its whole `timeout_secs`.
+        let grace = Duration::from_secs(me.cfg.timeout_secs.clamp(1, SHUTDOWN_GRACE_SECS));
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+            tracing::warn!("Deliveries still in flight at shutdown were cut off; they are sent again at the next start.");
+            stop.cancel();
+            tasks.wait().await;
+        }
     }
 
     /// Leaves a notification whose lane is full pending in the store, due
