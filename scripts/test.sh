@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite, including the tests that need real programs
+# Runs the formatting and lint checks and the whole test suite, including the tests that need real programs
 # (Debian's graphite-carbon, carbon-c-relay, python3-whisper, python3-aiosmtpd,
 # prometheus-alertmanager, graphite-web, chromium). Installs
 # those packages first when they are missing.
@@ -22,4 +22,6 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
 cargo test --all-targets -- --include-ignored

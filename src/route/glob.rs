@@ -101,7 +101,9 @@ impl Glob {
         check_limits(pattern).map_err(err)?;
         let chars: Vec<char> = pattern.chars().filter(|&c| c != '\\').collect();
         let mut re = String::with_capacity(pattern.len() * 2 + 8);
-        re.push('^');
+        // (?s): a name never holds a newline, but fnmatch's translation
+        // (graphite-web's) lets `.` match one, and so must `**` here.
+        re.push_str("(?s)^");
         translate(&chars, 0, &mut re, 0).map_err(|r| err(r.to_string()))?;
         re.push('$');
         let regex = bounded_regex(&re).map_err(|e| err(e.to_string()))?;
@@ -479,6 +481,9 @@ mod tests {
         let node = super::NodeGlob::new(&stars).unwrap();
         assert!(!node.is_match(&"a".repeat(16_000)));
         assert!(node.is_match(&format!("{}b", "a".repeat(100))));
+        // Found by the glob fuzz target: `**` and a name with a newline.
+        assert!(Glob::new("**").unwrap().is_match("**\n"));
+        assert!(super::NodeGlob::new("**").unwrap().is_match("**\n"));
         // graphite-web drops backslashes, so they do not hide braces.
         assert!(Glob::new(&"\\{".repeat(20))
             .unwrap_err()
