@@ -216,6 +216,7 @@ async fn memory_stays_flat_across_waves_of_idle_connections() {
     .unwrap();
     let addr = app.plaintext_tcp.unwrap();
     let stats = app.relay.stats.clone();
+    let baseline = rss_bytes();
     let mut after_first = 0;
     let waves = 6;
     let per_wave = 1500;
@@ -243,6 +244,9 @@ async fn memory_stays_flat_across_waves_of_idle_connections() {
         }
     }
     sink.wait_lines(waves * per_wave).await;
+    // A 256 KiB buffer per connection made one wave cost 375 MiB.
+    let first = after_first.saturating_sub(baseline);
+    assert!(first < 64 << 20, "the first wave took {} MiB", first >> 20);
     let growth = rss_bytes().saturating_sub(after_first);
     assert!(
         growth < 48 << 20,

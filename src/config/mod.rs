@@ -1151,6 +1151,27 @@ stop = true
         assert!(big[0].contains("out of range"), "{big:?}");
     }
 
+    /// A 200,000-deep route glob aborted `check-config` with a stack
+    /// overflow (#11); it is an issue with its line now.
+    #[test]
+    fn a_hostile_route_pattern_is_an_issue_not_an_abort() {
+        let deep = format!("{}a{}", "{".repeat(200_000), "}".repeat(200_000));
+        let text = GOOD.replace("match = \"*\"", &format!("match = \"{deep}\""));
+        let got = issues(&text);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("t.toml:11: route[0].match: invalid glob"),
+            "{}",
+            &got[0][..80]
+        );
+        assert!(
+            got[0].len() < 400,
+            "the message quotes the start of the pattern only"
+        );
+        let nested = GOOD.replace("match = \"*\"", "regex = \"((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((a))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))\"");
+        assert!(issues(&nested)[0].contains("route[0].regex"));
+    }
+
     #[test]
     fn a_type_error_in_one_section_does_not_hide_another() {
         let got = issues("[relay]\nqueue_max_lines = \"many\"\n[stats]\ninterval_secs = -1\n[listen]\nmax_connections = 0\n");

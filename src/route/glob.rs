@@ -83,12 +83,21 @@ pub struct Glob {
 
 /// A glob that could not be compiled.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid glob {pattern:?}: {reason}")]
+#[error("invalid glob {:?}: {reason}", shorten(pattern))]
 pub struct GlobError {
     /// The pattern as written.
     pub pattern: String,
     /// What is wrong with it.
     pub reason: String,
+}
+
+/// The start of a pattern, for messages: a hostile one may be megabytes.
+fn shorten(p: &str) -> String {
+    const SHOWN: usize = 120;
+    match p.char_indices().nth(SHOWN) {
+        Some((i, _)) => format!("{}...", &p[..i]),
+        None => p.to_string(),
+    }
 }
 
 impl Glob {
