@@ -84,5 +84,35 @@ fn pickle_frames(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, plaintext, pickle_frames);
+/// Hostile input's cost, beside an honest line's: a name with 2,500 tags
+/// (carbon's pairwise check made it about 1,000 times a plain line) and
+/// the 1 MiB memo bomb of issue #11, refused by its budget.
+fn hostile(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hostile");
+    let mut tagged = String::from("disk.used");
+    for i in 0..2500 {
+        tagged.push_str(&format!(";tag{i}=value{i}"));
+    }
+    g.bench_function("normalize 2,500 tags", |b| {
+        b.iter(|| black_box(carbonwatch::codec::tags::normalize(black_box(&tagged)).unwrap()))
+    });
+    let mut bomb = b"\x80\x02]q\x00(X".to_vec();
+    bomb.extend_from_slice(&200_000u32.to_le_bytes());
+    bomb.extend(std::iter::repeat(b'a').take(200_000));
+    bomb.extend_from_slice(b"q\x01J\x00\xf1SeK\x01\x86q\x02\x86");
+    while bomb.len() < (1 << 20) - 16 {
+        bomb.extend_from_slice(b"h\x01h\x02\x86");
+    }
+    bomb.extend_from_slice(b"e.");
+    let limits = pickle::Limits {
+        max_name_bytes: 1 << 20,
+        ..pickle::Limits::default()
+    };
+    g.bench_function("refuse 1 MiB memo bomb", |b| {
+        b.iter(|| black_box(pickle::decode_with(black_box(&bomb), &limits, |_| {})).unwrap_err())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, plaintext, pickle_frames, hostile);
 criterion_main!(benches);

@@ -40,12 +40,16 @@ pub fn bounded_regex(pattern: &str) -> Result<Regex, regex::Error> {
 }
 
 /// Checks a glob's size and nesting before anything recurses over it.
-fn check_limits(pattern: &str) -> Result<(), String> {
+fn check_limits(pattern: &str) -> Result<(), GlobError> {
+    let err = |reason: String| GlobError {
+        pattern: pattern.to_string(),
+        reason,
+    };
     if pattern.len() > MAX_GLOB_BYTES {
-        return Err(format!(
+        return Err(err(format!(
             "longer than {MAX_GLOB_BYTES} bytes ({} bytes)",
             pattern.len()
-        ));
+        )));
     }
     let (mut depth, mut deepest, mut groups) = (0usize, 0usize, 0usize);
     // Backslashes are dropped before translation, so they escape nothing
@@ -62,14 +66,14 @@ fn check_limits(pattern: &str) -> Result<(), String> {
         }
     }
     if deepest > MAX_GLOB_DEPTH {
-        return Err(format!(
+        return Err(err(format!(
             "braces nested {deepest} deep; at most {MAX_GLOB_DEPTH} are allowed"
-        ));
+        )));
     }
     if groups > MAX_GLOB_GROUPS {
-        return Err(format!(
+        return Err(err(format!(
             "{groups} brace groups; at most {MAX_GLOB_GROUPS} are allowed"
-        ));
+        )));
     }
     Ok(())
 }
@@ -107,7 +111,7 @@ impl Glob {
             pattern: pattern.to_string(),
             reason,
         };
-        check_limits(pattern).map_err(err)?;
+        check_limits(pattern)?;
         let chars: Vec<char> = pattern.chars().filter(|&c| c != '\\').collect();
         let mut re = String::with_capacity(pattern.len() * 2 + 8);
         // (?s): a name never holds a newline, but fnmatch's translation
