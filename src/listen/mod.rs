@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::codec::{parse_line, Metric, ParseOptions, Reject};
@@ -43,9 +43,6 @@ pub struct ListenCtx {
     pub sampler: Arc<RejectSampler>,
     /// Open connections per client address, for `max_connections_per_peer`.
     pub peers: Arc<DashMap<std::net::IpAddr, usize>>,
-    /// Woken when the carbon ports come under connection pressure, so
-    /// idle connections re-arm their wait with the shorter timeout.
-    pub pressure: Arc<Notify>,
 }
 
 impl ListenCtx {
@@ -58,7 +55,6 @@ impl ListenCtx {
             tasks: TaskTracker::new(),
             sampler: Arc::new(RejectSampler::default()),
             peers: Arc::default(),
-            pressure: Arc::default(),
         }
     }
 
@@ -77,12 +73,16 @@ impl ListenCtx {
             s => Duration::from_secs(s),
         };
         if self.under_pressure() {
-            normal.min(Duration::from_secs(
-                self.limits.idle_timeout_under_pressure_secs.max(1),
-            ))
+            normal.min(self.pressure_timeout())
         } else {
             normal
         }
+    }
+
+    /// `idle_timeout_under_pressure_secs`: also how often a waiting
+    /// connection looks again whether pressure began.
+    pub fn pressure_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.limits.idle_timeout_under_pressure_secs.max(1))
     }
 
     /// Takes a slot for a connection from `ip`, unless that address holds

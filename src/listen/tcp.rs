@@ -98,10 +98,6 @@ impl<D: Decoder> TcpListener<D> {
                 tracing::warn!(listener = self.name, %peer, "max_connections reached; connection refused.");
                 continue;
             };
-            if ctx.under_pressure() {
-                // Idle connections re-arm their waits with the short timeout.
-                ctx.pressure.notify_waiters();
-            }
             stats.connections.fetch_add(1, Relaxed);
             let (ctx2, token2) = (ctx.clone(), token.clone());
             ctx.tasks.spawn(async move {
@@ -110,6 +106,29 @@ impl<D: Decoder> TcpListener<D> {
                 drop((permit, slot));
             });
         }
+    }
+}
+
+/// Reads in a row that found data before a connection yields to the
+/// other tasks on its worker; each costs a task switch, so not every read.
+const READS_BEFORE_YIELD: u32 = 128;
+
+/// How long a connection waits with an empty buffer before giving it
+/// back: short enough that idle connections hold nothing, long enough that
+/// a client's pauses between writes do not cost an allocation each.
+const BUFFER_RELEASE_AFTER: Duration = Duration::from_secs(1);
+
+/// `at + d`, saturating at a century ahead.
+fn far(at: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
+    at.checked_add(d)
+        .unwrap_or_else(|| at + Duration::from_secs(100 * 365 * 86_400))
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -133,6 +152,10 @@ async fn serve<D: Decoder>(
     let mut chunk = READ_START_BYTES;
     // Readiness was just reported: read even with no buffer yet.
     let mut woken = false;
+    // Reads in a row that found data, for READS_BEFORE_YIELD.
+    let mut ready_reads = 0u32;
+    // When the connection last ran out of input, while it waits.
+    let mut idle_since: Option<tokio::time::Instant> = None;
     loop {
         // A connection in flow reads straight away; under load the next
         // read is ready at once, and alerting's points wait for a fuller
@@ -141,21 +164,29 @@ async fn serve<D: Decoder>(
         if woken || buf.capacity() > 0 || dispatcher.alert_points_pending() {
             woken = false;
             grow(&mut buf, chunk);
-            let spare = buf.capacity() - buf.len();
             match stream.try_read_buf(&mut buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    ready_reads = 0;
                     if dispatcher.alert_points_pending() {
                         dispatcher.flush_alerts();
                     }
                 }
                 r => {
-                    if matches!(r, Ok(n) if n == spare) {
+                    // `try_read` spends no cooperative budget, so a client
+                    // whose data is always ready would keep its worker
+                    // from every other task (the admin port once waited a
+                    // minute behind one): yield now and then.
+                    ready_reads += 1;
+                    if ready_reads >= READS_BEFORE_YIELD {
+                        ready_reads = 0;
+                        tokio::task::yield_now().await;
+                    }
+                    // A read that took half of what was asked for finds a
+                    // busy socket: ask for more next time.
+                    if matches!(r, Ok(n) if n >= chunk / 2) {
                         chunk = (chunk * 2).min(READ_CHUNK_BYTES);
                     }
-                    // `try_read` spends no cooperative budget: without this a
-                    // client that always has data ready would keep its worker
-                    // from every other task (the admin port waited a minute).
-                    tokio::task::consume_budget().await;
+                    idle_since = None;
                     read = Some(Ok(r));
                 }
             }
@@ -163,20 +194,32 @@ async fn serve<D: Decoder>(
         let read = match read {
             Some(r) => r,
             None => {
-                if buf.is_empty() && buf.capacity() > 0 {
-                    buf = BytesMut::new();
-                    chunk = READ_START_BYTES;
-                }
-                let idle = ctx.idle_timeout();
+                let since = *idle_since.get_or_insert_with(tokio::time::Instant::now);
+                // A pause between a client's writes keeps the buffer; a
+                // connection idle for longer gives it back.
+                let release =
+                    (buf.is_empty() && buf.capacity() > 0).then(|| since + BUFFER_RELEASE_AFTER);
+                // Re-check at least every pressure timeout, so that idle
+                // connections notice pressure without a shared wake-up.
+                let now = tokio::time::Instant::now();
+                let deadline = far(since, ctx.idle_timeout());
+                let recheck = far(now, ctx.pressure_timeout()).min(deadline);
                 let waited = tokio::select! {
                     _ = token.cancelled() => break,
-                    // Pressure began: wait again with the shorter timeout.
-                    _ = ctx.pressure.notified() => continue,
-                    r = tokio::time::timeout(idle, stream.readable()) => r,
+                    _ = sleep_until_opt(release) => {
+                        buf = BytesMut::new();
+                        chunk = READ_START_BYTES;
+                        continue;
+                    }
+                    r = tokio::time::timeout_at(recheck, stream.readable()) => r,
                 };
+                if waited.is_err() && tokio::time::Instant::now() < far(since, ctx.idle_timeout()) {
+                    continue;
+                }
                 match waited {
                     Ok(Ok(())) => {
                         woken = true;
+                        idle_since = None;
                         continue;
                     }
                     Ok(Err(e)) => Ok(Err(e)),

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Two builds of carbonwatch side by side: the same forwarding config, each
+# relay with its own sink, and `carbonwatch bench-compare` sending them
+# alternating segments over kept connections. Reports each build's median
+# lines/s and relay CPU per line, and the per-round ratio NEW/BASE.
+#   scripts/bench-builds.sh BASE_BINARY [NEW_BINARY] [CONNECTIONS] [ROUNDS]
+# Build the base with, for example:
+#   git worktree add /tmp/base <commit> && (cd /tmp/base && cargo build --release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BASE=${1:?usage: $0 BASE_BINARY [NEW_BINARY] [CONNECTIONS] [ROUNDS]}
+NEW=${2:-target/release/carbonwatch}
+CONNS=${3:-4}
+ROUNDS=${4:-40}
+W=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
+config() { # port, sink port
+    cat <<EOT
+[listen]
+plaintext_tcp = "127.0.0.1:$1"
+plaintext_udp = ""
+pickle_tcp = ""
+max_connections_per_peer = 4096
+[admin]
+listen = ""
+[stats]
+enabled = false
+[alerting]
+store = ""
+[[cluster]]
+name = "one"
+type = "forward"
+destinations = ["127.0.0.1:$2"]
+[[route]]
+match = "*"
+to = ["one"]
+EOT
+}
+config 35001 35101 > "$W/base.toml"
+config 35002 35102 > "$W/new.toml"
+# The base may predate keys the new build has: drop what it refuses.
+if ! "$BASE" check-config --config "$W/base.toml" >/dev/null 2>&1; then
+    sed -i '/max_connections_per_peer/d' "$W/base.toml"
+fi
+"$BASE" run --config "$W/base.toml" >"$W/base.log" 2>&1 &
+BASE_PID=$!
+"$NEW" run --config "$W/new.toml" >"$W/new.log" 2>&1 &
+NEW_PID=$!
+for p in 35001 35002; do
+    for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
+done
+"$NEW" bench-compare --side "base=127.0.0.1:35001,127.0.0.1:35101,$BASE_PID" \
+    --side "new=127.0.0.1:35002,127.0.0.1:35102,$NEW_PID" \
+    --connections "$CONNS" --rounds "$ROUNDS"
