@@ -109,10 +109,6 @@ impl<D: Decoder> TcpListener<D> {
     }
 }
 
-/// Reads in a row that found data before a connection yields to the
-/// other tasks on its worker; each costs a task switch, so not every read.
-const READS_BEFORE_YIELD: u32 = 128;
-
 /// How long a connection waits with an empty buffer before giving it
 /// back: short enough that idle connections hold nothing, long enough that
 /// a client's pauses between writes do not cost an allocation each.
@@ -152,8 +148,6 @@ async fn serve<D: Decoder>(
     let mut chunk = READ_START_BYTES;
     // Readiness was just reported: read even with no buffer yet.
     let mut woken = false;
-    // Reads in a row that found data, for READS_BEFORE_YIELD.
-    let mut ready_reads = 0u32;
     // When the connection last ran out of input, while it waits.
     let mut idle_since: Option<tokio::time::Instant> = None;
     loop {
@@ -166,21 +160,16 @@ async fn serve<D: Decoder>(
             grow(&mut buf, chunk);
             match stream.try_read_buf(&mut buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    ready_reads = 0;
                     if dispatcher.alert_points_pending() {
                         dispatcher.flush_alerts();
                     }
                 }
                 r => {
-                    // `try_read` spends no cooperative budget, so a client
-                    // whose data is always ready would keep its worker
-                    // from every other task (the admin port once waited a
-                    // minute behind one): yield now and then.
-                    ready_reads += 1;
-                    if ready_reads >= READS_BEFORE_YIELD {
-                        ready_reads = 0;
-                        tokio::task::yield_now().await;
-                    }
+                    // `try_read` spends no cooperative budget: without this
+                    // a client whose data is always ready would keep its
+                    // worker from every other task (the admin port once
+                    // waited a minute behind one).
+                    tokio::task::consume_budget().await;
                     // A read that took half of what was asked for finds a
                     // busy socket: ask for more next time.
                     if matches!(r, Ok(n) if n >= chunk / 2) {
