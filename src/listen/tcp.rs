@@ -120,14 +120,6 @@ fn far(at: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
         .unwrap_or_else(|| at + Duration::from_secs(100 * 365 * 86_400))
 }
 
-/// Sleeps until `at`, or forever without one.
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Makes room for a read of `chunk` bytes.
 fn grow(buf: &mut BytesMut, chunk: usize) {
     if buf.capacity() - buf.len() < chunk / 4 {
@@ -183,27 +175,33 @@ async fn serve<D: Decoder>(
         let read = match read {
             Some(r) => r,
             None => {
-                let since = *idle_since.get_or_insert_with(tokio::time::Instant::now);
-                // A pause between a client's writes keeps the buffer; a
-                // connection idle for longer gives it back.
-                let release =
-                    (buf.is_empty() && buf.capacity() > 0).then(|| since + BUFFER_RELEASE_AFTER);
-                // Re-check at least every pressure timeout, so that idle
-                // connections notice pressure without a shared wake-up.
                 let now = tokio::time::Instant::now();
+                let since = *idle_since.get_or_insert(now);
+                // One timer per wait: the idle deadline, or sooner the
+                // moment to give an empty buffer back (a pause between a
+                // client's writes keeps it; a longer idleness does not),
+                // or the next look at whether pressure began (idle
+                // connections notice it without a shared wake-up).
                 let deadline = far(since, ctx.idle_timeout());
-                let recheck = far(now, ctx.pressure_timeout()).min(deadline);
+                let release = (buf.is_empty() && buf.capacity() > 0)
+                    .then(|| since + BUFFER_RELEASE_AFTER)
+                    .filter(|&at| at < deadline);
+                let wake = far(now, ctx.pressure_timeout())
+                    .min(deadline)
+                    .min(release.unwrap_or(deadline));
                 let waited = tokio::select! {
                     _ = token.cancelled() => break,
-                    _ = sleep_until_opt(release) => {
+                    r = tokio::time::timeout_at(wake, stream.readable()) => r,
+                };
+                if waited.is_err() {
+                    let now = tokio::time::Instant::now();
+                    if release.is_some_and(|at| now >= at) {
                         buf = BytesMut::new();
                         chunk = READ_START_BYTES;
+                    }
+                    if now < far(since, ctx.idle_timeout()) {
                         continue;
                     }
-                    r = tokio::time::timeout_at(recheck, stream.readable()) => r,
-                };
-                if waited.is_err() && tokio::time::Instant::now() < far(since, ctx.idle_timeout()) {
-                    continue;
                 }
                 match waited {
                     Ok(Ok(())) => {
