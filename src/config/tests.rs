@@ -1,0 +1,245 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("t.toml"))
+}
+
+fn issues(text: &str) -> Vec<String> {
+    match parse(text) {
+        Err(ConfigError::Invalid(v)) => v.iter().map(ToString::to_string).collect(),
+        other => panic!("expected errors, got {other:?}"),
+    }
+}
+
+const GOOD: &str = r#"
+[listen]
+plaintext_tcp = "127.0.0.1:2003"
+
+[[cluster]]
+name = "graphite"
+type = "carbon_ch"
+destinations = ["127.0.0.1:2103:a", "127.0.0.1:2203:b"]
+
+[[route]]
+match = "*"
+to = ["graphite"]
+stop = true
+"#;
+
+#[test]
+fn a_good_config_builds_a_router() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.router.destinations.len(), 2);
+    assert_eq!(c.plaintext_tcp, Some("127.0.0.1:2003".parse().unwrap()));
+    assert_eq!(c.relay.queue_max_lines, 1_000_000);
+}
+
+#[test]
+fn type_errors_name_file_line_and_key() {
+    let bad = GOOD.replace("type = \"carbon_ch\"", "type = \"carbon_chh\"");
+    let got = issues(&bad);
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("t.toml:7: cluster.type: unknown variant `carbon_chh`"),
+        "{}",
+        got[0]
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let got = issues("[relay]\nqueue_max_line = 5\n");
+    assert!(
+        got[0].starts_with("t.toml:2: relay.queue_max_line: unknown field"),
+        "{}",
+        got[0]
+    );
+}
+
+#[test]
+fn every_semantic_error_is_reported() {
+    let bad = GOOD
+        .replace("\"127.0.0.1:2203:b\"", "\"127.0.0.1:nope\"")
+        .replace("to = [\"graphite\"]", "to = [\"graphit\"]")
+        .replace(
+            "plaintext_tcp = \"127.0.0.1:2003\"",
+            "plaintext_tcp = \"2003\"",
+        );
+    let got = issues(&bad);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(
+        got[0].starts_with("t.toml:3: listen.plaintext_tcp:"),
+        "{}",
+        got[0]
+    );
+    assert!(
+        got[1].starts_with("t.toml:8: cluster[0].destinations:"),
+        "{}",
+        got[1]
+    );
+    assert!(
+        got[2].starts_with("t.toml:12: route[0].to: no cluster named \"graphit\""),
+        "{}",
+        got[2]
+    );
+}
+
+#[test]
+fn checks_take_defaults_and_report_errors_by_table() {
+    let text = format!(
+        "{GOOD}\n[[check]]\nname = \"ssh brute force\"\ntarget = \"auth.*.sshd.failed\"\nwarn = 5\nerror = 20\n\
+         [[check.subscription]]\ntype = \"HTTP\"\ntarget = \"http://hook\"\n\
+         [[check]]\nname = \"no thresholds\"\ntarget = \"a.b\"\n"
+    );
+    let got = issues(&text);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("t.toml:23: check[1]: an enabled check needs both warn and error"),
+        "{}",
+        got[0]
+    );
+    let ok = text.replace(
+        "[[check]]\nname = \"no thresholds\"\ntarget = \"a.b\"\n",
+        "",
+    );
+    let c = parse(&ok).unwrap();
+    let check = &c.checks[0];
+    assert!(check.enabled && check.live);
+    assert!(check.subscriptions[0].enabled && check.subscriptions[0].su);
+}
+
+#[test]
+fn seyren_environment_overrides_the_file() {
+    let mut c = parse(GOOD).unwrap();
+    let env = |k: &str| match k {
+        "SMTP_HOST" => Some("mail.example".to_string()),
+        "SMTP_PORT" => Some("587".to_string()),
+        "SEYREN_FROM_EMAIL" => Some("seyren@example".to_string()),
+        "SEYREN_URL" => Some("https://alerts.example/".to_string()),
+        "GRAPHITE_URL" => Some("http://graphite.example/g".to_string()),
+        "GRAPHITE_USERNAME" => Some("seyren".to_string()),
+        "GRAPHITE_PASSWORD" => Some("pw".to_string()),
+        "GRAPHITE_REFRESH" => Some("30000".to_string()),
+        "SEYREN_THREADS" => Some("4".to_string()),
+        "SMTP_USERNAME" => Some("u".to_string()),
+        "SMTP_PASSWORD" => Some("p".to_string()),
+        "SMTP_PROTOCOL" => Some("smtps".to_string()),
+        "HTTP_NOTIFICATION_URL" => Some("http://hooks.example/all".to_string()),
+        "SLACK_USERNAME" => Some("Seyren".to_string()),
+        "SLACK_EMOJIS" => {
+            Some(":grey_question:,:white_check_mark:,:warning:,:x:,:boom:".to_string())
+        }
+        "GRAPHS_ENABLE" => Some("false".to_string()),
+        "GRAPHITE_CARBON_PICKLE_ENABLE" => Some("true".to_string()),
+        "GRAPHITE_CARBON_PICKLE_PORT" => Some("12004".to_string()),
+        _ => None,
+    };
+    c.apply_env(env);
+    assert_eq!(
+        (c.smtp.host.as_str(), c.smtp.port, c.smtp.from.as_str()),
+        ("mail.example", 587, "seyren@example")
+    );
+    assert_eq!(
+        (
+            c.smtp.username.as_str(),
+            c.smtp.password.as_str(),
+            c.smtp.protocol.as_str()
+        ),
+        ("u", "p", "smtps")
+    );
+    assert_eq!(c.notify.seyren_url, "https://alerts.example");
+    let g = &c.graphite;
+    assert_eq!(
+        (
+            g.url.as_str(),
+            g.username.as_str(),
+            g.password.as_str(),
+            g.refresh_secs,
+            g.max_concurrent_requests
+        ),
+        ("http://graphite.example/g", "seyren", "pw", 30, 4)
+    );
+    assert_eq!(
+        c.notify.graphite_url, g.url,
+        "previews link to the same Graphite"
+    );
+    assert_eq!(c.notify.http_notification_url, "http://hooks.example/all");
+    assert_eq!(c.notify.slack_username, "Seyren");
+    assert!(!c.admin_http.graphs_enabled);
+    assert_eq!(c.pickle_tcp, Some("0.0.0.0:12004".parse().unwrap()));
+}
+
+/// What `check-config` passed and `run` then mishandled (issue #11):
+/// every one is reported, with its line and key, in one run.
+#[test]
+fn limits_out_of_range_and_unknown_keys_are_all_reported() {
+    let text = "[listen]\nmax_line_bytes = 0\nmax_datagram_bytes = 18446744073709551615\nbogus = 1\n\
+                [admin]\napi_base_path = \"/\"\n[relay]\nqueue_max_line = 5\nmax_write_bytes = 1000000000000\n\
+                [notify]\nconcurrency = 4\ntimezone = \"Mars/Olympus\"\n";
+    let got = issues(text);
+    let want = [
+        "t.toml:2: listen.max_line_bytes: 0 is out of range",
+        "t.toml:3: listen.max_datagram_bytes: 18446744073709551615 is out of range",
+        "t.toml:4: listen.bogus: unknown field `bogus`",
+        "t.toml:6: admin.api_base_path:",
+        "t.toml:8: relay.queue_max_line: unknown field",
+        "t.toml:9: relay.max_write_bytes: 1000000000000 is out of range",
+        "t.toml:12: notify.timezone: unknown time zone",
+    ];
+    for w in want {
+        assert!(
+            got.iter().any(|g| g.starts_with(w)),
+            "{w:?} not in {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    let big = issues("[listen]\nmax_datagram_bytes = 1000000000000\n");
+    assert!(big[0].contains("out of range"), "{big:?}");
+}
+
+/// A 200,000-deep route glob aborted `check-config` with a stack
+/// overflow (#11); it is an issue with its line now.
+#[test]
+fn a_hostile_route_pattern_is_an_issue_not_an_abort() {
+    let deep = format!("{}a{}", "{".repeat(200_000), "}".repeat(200_000));
+    let text = GOOD.replace("match = \"*\"", &format!("match = \"{deep}\""));
+    let got = issues(&text);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("t.toml:11: route[0].match: invalid glob"),
+        "{}",
+        &got[0][..80]
+    );
+    assert!(
+        got[0].len() < 400,
+        "the message quotes the start of the pattern only"
+    );
+    let nested = GOOD.replace("match = \"*\"", "regex = \"((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((a))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))\"");
+    assert!(issues(&nested)[0].contains("route[0].regex"));
+}
+
+#[test]
+fn a_type_error_in_one_section_does_not_hide_another() {
+    let got = issues("[relay]\nqueue_max_lines = \"many\"\n[stats]\ninterval_secs = -1\n[listen]\nmax_connections = 0\n");
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(
+        got[0].starts_with("t.toml:2: relay.queue_max_lines:"),
+        "{}",
+        got[0]
+    );
+    assert!(
+        got[1].starts_with("t.toml:4: stats.interval_secs:"),
+        "{}",
+        got[1]
+    );
+    assert!(
+        got[2].starts_with("t.toml:6: listen.max_connections: 0 is out of range"),
+        "{}",
+        got[2]
+    );
+}
+
+#[test]
+fn backreferences() {
+    assert_eq!(backrefs_to_dollar(r"new.\1.\2"), "new.${1}.${2}");
+}
