@@ -23,9 +23,21 @@ pub enum StartError {
     /// The config is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The alert store could not be opened or the engine not started.
+    /// The alerting runtime's thread could not start.
+    #[error("alerting runtime: {0}")]
+    AlertRuntime(#[source] std::io::Error),
+    /// The alert store could not be opened.
+    #[error("alerting: cannot open the store {path}: {source}")]
+    Store {
+        /// `[alerting] store`.
+        path: String,
+        /// Why.
+        #[source]
+        source: crate::store::StoreError,
+    },
+    /// The engine could not start (its stored checks, its time zone).
     #[error("alerting: {0}")]
-    Alerting(String),
+    Engine(#[source] crate::alert::engine::CheckError),
     /// The admin port's certificate or key could not be loaded.
     #[error("[admin] TLS: cannot load {file} and its key: {source}")]
     Tls {
@@ -127,9 +139,13 @@ impl App {
         let alerts = if config.alerting.store.is_empty() {
             None
         } else {
-            let rt = AlertRuntime::new().map_err(|e| StartError::Alerting(e.to_string()))?;
-            let store = SqliteStore::open(Path::new(&config.alerting.store))
-                .map_err(|e| StartError::Alerting(format!("{}: {e}", config.alerting.store)))?;
+            let rt = AlertRuntime::new().map_err(StartError::AlertRuntime)?;
+            let store = SqliteStore::open(Path::new(&config.alerting.store)).map_err(|source| {
+                StartError::Store {
+                    path: config.alerting.store.clone(),
+                    source,
+                }
+            })?;
             let handle = crate::alert::engine::start(
                 Arc::new(store),
                 config.checks.clone(),
@@ -141,7 +157,7 @@ impl App {
                 rt.handle(),
             )
             .await
-            .map_err(|e| StartError::Alerting(e.to_string()))?;
+            .map_err(StartError::Engine)?;
             let poller = crate::poll::Poller::new(config.graphite.clone(), handle.clone());
             poll_stats = Some(poller.stats.clone());
             tasks.spawn_on(poller.run(background.clone()), rt.handle());

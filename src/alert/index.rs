@@ -14,7 +14,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::route::glob::NodeGlob;
+use crate::route::glob::{GlobError, NodeGlob};
 use crate::route::Glob;
 
 /// A check's slot in the engine, the payload of a pattern.
@@ -65,7 +65,7 @@ impl PatternIndex {
     pub fn build<'a>(
         patterns: impl IntoIterator<Item = (Slot, &'a str)>,
         generation: u64,
-    ) -> (PatternIndex, Vec<(Slot, String)>) {
+    ) -> (PatternIndex, Vec<(Slot, GlobError)>) {
         let mut index = PatternIndex {
             generation,
             ..PatternIndex::default()
@@ -80,9 +80,9 @@ impl PatternIndex {
         (index, errors)
     }
 
-    fn insert(&mut self, slot: Slot, pattern: &str) -> Result<(), String> {
+    fn insert(&mut self, slot: Slot, pattern: &str) -> Result<(), GlobError> {
         if is_complex(pattern) {
-            let glob = Glob::new(pattern).map_err(|e| e.to_string())?;
+            let glob = Glob::new(pattern)?;
             self.complex.push((glob, slot));
             return Ok(());
         }
@@ -97,8 +97,12 @@ impl PatternIndex {
                 let at = match at {
                     Some(i) => i,
                     None => {
-                        let glob = NodeGlob::new(part)
-                            .ok_or_else(|| format!("invalid glob node {part:?}"))?;
+                        let glob = NodeGlob::new(part).ok_or_else(|| GlobError {
+                            pattern: pattern.to_string(),
+                            reason: format!(
+                                "node {part:?} has unbalanced braces or expands to too many alternatives"
+                            ),
+                        })?;
                         node.globs.push((glob, Node::default()));
                         node.globs.len() - 1
                     }

@@ -816,7 +816,7 @@ impl Validator<'_> {
                         });
                         members.push(id);
                     }
-                    Err(e) => self.issue(d, key("destinations"), e),
+                    Err(e) => self.issue(d, key("destinations"), e.to_string()),
                 }
             }
             if c.replication == 0 {
@@ -837,7 +837,7 @@ impl Validator<'_> {
             ) {
                 Ok(cluster) => router.clusters.push(cluster),
                 Err(e) => {
-                    self.issue(&c.kind, key("destinations"), e);
+                    self.issue(&c.kind, key("destinations"), e.to_string());
                     // Keep indices aligned so later errors still resolve names.
                     let placeholder = Cluster::new(
                         c.name.get_ref().clone(),

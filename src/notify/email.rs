@@ -71,8 +71,7 @@ impl EmailNotifier {
 
     fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
         let s = &self.smtp;
-        let fail = |e: lettre::transport::smtp::Error| NotifyError::Failed(e.to_string());
-        let tls_params = || TlsParameters::new(s.host.clone()).map_err(fail);
+        let tls_params = || TlsParameters::new(s.host.clone()).map_err(NotifyError::Smtp);
         let tls = match (s.protocol.as_str(), s.port) {
             ("smtps", _) => Tls::Wrapper(tls_params()?),
             (_, 587) => Tls::Required(tls_params()?),
@@ -100,29 +99,21 @@ impl Notifier for EmailNotifier {
         if self.smtp.host.is_empty() {
             return Err(NotifyError::NotConfigured("no SMTP host"));
         }
-        let bad = |what: &str, e: String| NotifyError::Failed(format!("{what}: {e}"));
-        let from: Mailbox = self
-            .smtp
-            .from
-            .parse()
-            .map_err(|e: lettre::address::AddressError| bad("SMTP from", e.to_string()))?;
+        let address = |what| move |source| NotifyError::Address { what, source };
+        let from: Mailbox = self.smtp.from.parse().map_err(address("SMTP from"))?;
         let to: Mailbox = n
             .subscription
             .target
             .parse()
-            .map_err(|e: lettre::address::AddressError| bad("recipient", e.to_string()))?;
+            .map_err(address("recipient"))?;
         let (subject, body) = self.render(n);
         let msg = Message::builder()
             .from(from)
             .to(to)
             .subject(subject)
             .header(ContentType::TEXT_HTML)
-            .body(body)
-            .map_err(|e| bad("message", e.to_string()))?;
-        self.transport()?
-            .send(msg)
-            .await
-            .map(|_| ())
-            .map_err(|e| NotifyError::Failed(e.to_string()))
+            .body(body)?;
+        self.transport()?.send(msg).await?;
+        Ok(())
     }
 }

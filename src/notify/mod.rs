@@ -29,9 +29,24 @@ pub enum NotifyError {
     /// The channel is not configured (for example no SMTP host).
     #[error("not configured: {0}")]
     NotConfigured(&'static str),
-    /// The request could not be made or was refused.
-    #[error("{0}")]
-    Failed(String),
+    /// The HTTP request could not be made.
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+    /// The mail server refused or could not be reached.
+    #[error(transparent)]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    /// An address (the sender or the subscription's target) is not one.
+    #[error("{what}: {source}")]
+    Address {
+        /// Which address.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: lettre::address::AddressError,
+    },
+    /// The message could not be built.
+    #[error("message: {0}")]
+    Message(#[from] lettre::error::Error),
     /// The endpoint answered with a non-2xx status; `body` is the start
     /// of its answer, for the log (never echoed to an API client).
     #[error("HTTP {status}: {body}")]
@@ -52,12 +67,6 @@ impl NotifyError {
             NotifyError::Status { status, .. } => format!("HTTP {status}"),
             other => other.to_string(),
         }
-    }
-}
-
-impl From<reqwest::Error> for NotifyError {
-    fn from(e: reqwest::Error) -> Self {
-        NotifyError::Failed(e.to_string())
     }
 }
 

@@ -336,7 +336,7 @@ impl Destination {
                     let _ = stream.shutdown().await;
                     return;
                 }
-                Pump::Broken(e) => self.fail(&addr, &e),
+                Pump::Broken(e) => self.fail(&addr, &e.to_string()),
             }
         }
     }
@@ -407,7 +407,7 @@ impl Destination {
                 _ = self.stop.cancelled() => return Pump::Done,
                 b = self.queue.pop() => b,
                 r = stream.readable() => {
-                    if let Err(e) = r.map_err(|e| e.to_string()).and_then(|()| peer_still_open(stream)) {
+                    if let Err(e) = r.map_err(LinkError::Io).and_then(|()| peer_still_open(stream)) {
                         return Pump::Broken(e);
                     }
                     continue;
@@ -488,14 +488,14 @@ impl Destination {
         stream: &mut TcpStream,
         payload: &[u8],
         limit: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), LinkError> {
         let write = tokio::time::timeout(limit, stream.write_all(payload));
         tokio::select! {
-            _ = self.stop.cancelled() => Err("stopped".to_string()),
+            _ = self.stop.cancelled() => Err(LinkError::Stopped),
             r = write => match r {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("write timed out".to_string()),
+                Ok(Err(e)) => Err(LinkError::Io(e)),
+                Err(_) => Err(LinkError::WriteTimedOut),
             },
         }
     }
@@ -512,21 +512,38 @@ impl Destination {
 }
 
 /// Reads whatever the peer sent without blocking: an error if it closed.
-fn peer_still_open(stream: &TcpStream) -> Result<(), String> {
+fn peer_still_open(stream: &TcpStream) -> Result<(), LinkError> {
     let mut buf = [0u8; 512];
     loop {
         match stream.try_read(&mut buf) {
-            Ok(0) => return Err("peer closed the connection".into()),
+            Ok(0) => return Err(LinkError::Closed),
             Ok(_) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(LinkError::Io(e)),
         }
     }
 }
 
+/// Why a connection to a destination was given up.
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    /// The destination is being stopped.
+    #[error("stopped")]
+    Stopped,
+    /// The peer closed the connection.
+    #[error("peer closed the connection")]
+    Closed,
+    /// A write made no progress for `write_timeout_secs`.
+    #[error("write timed out")]
+    WriteTimedOut,
+    /// The socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 enum Pump {
     Done,
-    Broken(String),
+    Broken(LinkError),
 }
 
 /// Re-encodes canonical lines as pickle points.

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::route::hash::{CrelayRing, JumpRing, Node, PyRing, RingHash};
-use crate::route::{crelay_key, DestId};
+use crate::route::{crelay_key, DestId, RouteError};
 
 /// The cluster types, named as in carbon-c-relay and carbon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -67,7 +67,7 @@ impl Cluster {
         diverse_replicas: bool,
         nodes: &[Node],
         members: Vec<DestId>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RouteError> {
         let placement = match kind {
             ClusterType::Forward => Placement::All,
             ClusterType::AnyOf => Placement::AnyOf,
@@ -88,7 +88,7 @@ impl Cluster {
             ClusterType::JumpFnv1aCh => Placement::Jump(JumpRing::new(nodes)),
         };
         if members.is_empty() && kind != ClusterType::Blackhole {
-            return Err("a cluster needs at least one destination".into());
+            return Err(RouteError::NoDestinations);
         }
         let instances = nodes.iter().map(|n| n.instance.clone()).collect();
         Ok(Cluster {

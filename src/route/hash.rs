@@ -128,15 +128,18 @@ pub struct PyRing {
 impl PyRing {
     /// Builds the ring from members in config order. Two members with the
     /// same `(host, instance)` are refused, as carbon refuses them.
-    pub fn new(hash: RingHash, nodes: &[Node], diverse_replicas: bool) -> Result<Self, String> {
+    pub fn new(
+        hash: RingHash,
+        nodes: &[Node],
+        diverse_replicas: bool,
+    ) -> Result<Self, crate::route::RouteError> {
         let mut seen = HashSet::new();
         for n in nodes {
             if !seen.insert((&n.host, &n.instance)) {
-                return Err(format!(
-                    "destination instance ({}, {}) is configured twice; carbon's ring keys on host and instance, not port",
-                    n.host,
-                    n.instance.as_deref().unwrap_or("None")
-                ));
+                return Err(crate::route::RouteError::DuplicateInstance {
+                    host: n.host.clone(),
+                    instance: n.instance.as_deref().unwrap_or("None").to_string(),
+                });
             }
         }
         let mut used = HashSet::with_capacity(nodes.len() * REPLICAS);

@@ -229,28 +229,62 @@ impl Router {
     }
 }
 
+/// Why a destination or a cluster could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// `[v6addr]` without `]:port`.
+    #[error("{0:?}: expected [address]:port")]
+    BracketedAddress(String),
+    /// No `:port`.
+    #[error("{0:?}: expected host:port[:instance]")]
+    NoPort(String),
+    /// The port is not a number in range.
+    #[error("{spec:?}: port {port:?} is not a number from 0 to 65535")]
+    BadPort {
+        /// The destination as written.
+        spec: String,
+        /// Its port field.
+        port: String,
+    },
+    /// Nothing before the port.
+    #[error("{0:?}: empty host")]
+    EmptyHost(String),
+    /// Two ring members with one `(host, instance)`, which carbon refuses.
+    #[error("destination instance ({host}, {instance}) is configured twice; carbon's ring keys on host and instance, not port")]
+    DuplicateInstance {
+        /// The host.
+        host: String,
+        /// The instance, `None` when absent.
+        instance: String,
+    },
+    /// A cluster other than a blackhole with no members.
+    #[error("a cluster needs at least one destination")]
+    NoDestinations,
+}
+
 /// Parses `host:port[:instance]` as carbon's `parseDestination` does,
 /// including `[v6addr]:port[:instance]`.
-pub fn parse_destination(s: &str) -> Result<(String, u16, Option<String>), String> {
+pub fn parse_destination(s: &str) -> Result<(String, u16, Option<String>), RouteError> {
     let s = s.trim();
     let (host, rest) = if let Some(stripped) = s.strip_prefix('[') {
         let close = stripped
             .rfind("]:")
-            .ok_or_else(|| format!("{s:?}: expected [address]:port"))?;
+            .ok_or_else(|| RouteError::BracketedAddress(s.to_string()))?;
         (&stripped[..close], &stripped[close + 2..])
     } else {
         s.split_once(':')
-            .ok_or_else(|| format!("{s:?}: expected host:port[:instance]"))?
+            .ok_or_else(|| RouteError::NoPort(s.to_string()))?
     };
     let (port, instance) = match rest.split_once(':') {
         Some((p, i)) => (p, Some(i.to_string())),
         None => (rest, None),
     };
-    let port = port
-        .parse::<u16>()
-        .map_err(|_| format!("{s:?}: port {port:?} is not a number from 0 to 65535"))?;
+    let port = port.parse::<u16>().map_err(|_| RouteError::BadPort {
+        spec: s.to_string(),
+        port: port.to_string(),
+    })?;
     if host.is_empty() {
-        return Err(format!("{s:?}: empty host"));
+        return Err(RouteError::EmptyHost(s.to_string()));
     }
     Ok((host.to_string(), port, instance.filter(|i| !i.is_empty())))
 }
