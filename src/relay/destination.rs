@@ -22,6 +22,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::codec::{line, pickle};
 use crate::config::{RelayConfig, WhenFull};
@@ -149,14 +150,15 @@ impl Destination {
 
     /// Fsyncs the spool every `interval`, outside its lock and off the
     /// runtime's workers, until the destination is stopped or dropped;
-    /// also measures the replay rate over each interval.
-    pub fn spawn_spool_syncer(self: &Arc<Self>, interval: Duration) {
+    /// also measures the replay rate over each interval. Tracked by
+    /// `tasks`, which shutdown waits for once the writers are done.
+    pub fn spawn_spool_syncer(self: &Arc<Self>, tasks: &TaskTracker, interval: Duration) {
         if self.spool.is_none() {
             return;
         }
         let me = Arc::downgrade(self);
         let stop = self.stop.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
             let mut last = (std::time::Instant::now(), 0u64);
             loop {

@@ -55,6 +55,8 @@ pub struct Relay {
     /// Destinations removed by a reload, still draining.
     retired: Mutex<Vec<Arc<Destination>>>,
     writers: TaskTracker,
+    /// The destinations' spool syncers, stopped after the writers.
+    syncers: TaskTracker,
     /// Where live checks see the stream, when alerting is on.
     tap: Option<Arc<AlertTap>>,
     /// Bytes in all destinations' spools, against `spool_max_total_bytes`.
@@ -74,6 +76,7 @@ impl Relay {
             relay_cfg: Mutex::new(config.relay.clone()),
             retired: Mutex::new(Vec::new()),
             writers: TaskTracker::new(),
+            syncers: TaskTracker::new(),
             tap,
             spool_total: Arc::default(),
         });
@@ -112,9 +115,10 @@ impl Relay {
                         &config.relay,
                         &self.spool_total,
                     ));
-                    d.spawn_spool_syncer(Duration::from_millis(
-                        config.relay.spool_fsync_interval_ms,
-                    ));
+                    d.spawn_spool_syncer(
+                        &self.syncers,
+                        Duration::from_millis(config.relay.spool_fsync_interval_ms),
+                    );
                     for _ in 0..config.relay.connections_per_destination.max(1) {
                         self.writers
                             .spawn(d.clone().run_writer(config.relay.clone()));
@@ -208,6 +212,11 @@ impl Relay {
         }
         self.stats
             .add_drop(DropReason::ShutdownUndelivered, undelivered);
+        // The writers are done and what they left is spooled and synced:
+        // the syncers have nothing more to do.
+        all.iter().for_each(|d| d.abort());
+        self.syncers.close();
+        self.syncers.wait().await;
         (undelivered, spooled)
     }
 }
