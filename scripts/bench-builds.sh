@@ -4,6 +4,8 @@
 # alternating segments over kept connections. Reports each build's median
 # lines/s and relay CPU per line, and the per-round ratio NEW/BASE.
 #   scripts/bench-builds.sh BASE_BINARY [NEW_BINARY] [CONNECTIONS] [ROUNDS]
+# NAMES (default 10000) is the distinct names per connection and PASSES
+# (default 1) how many passes over them each take a new order.
 # Build the base with, for example:
 #   git worktree add /tmp/base <commit> && (cd /tmp/base && cargo build --release)
 set -euo pipefail
@@ -51,4 +53,4 @@ for p in 35001 35002; do
 done
 "$NEW" bench-compare --side "base=127.0.0.1:35001,127.0.0.1:35101,$BASE_PID" \
     --side "new=127.0.0.1:35002,127.0.0.1:35102,$NEW_PID" \
-    --connections "$CONNS" --rounds "$ROUNDS"
+    --connections "$CONNS" --rounds "$ROUNDS" --names "${NAMES:-10000}" --passes "${PASSES:-1}"

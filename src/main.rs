@@ -94,6 +94,10 @@ enum Command {
         /// Distinct metric names per connection.
         #[arg(long, default_value_t = 10_000)]
         names: usize,
+        /// Passes over the names, each in a new order (1: the same order
+        /// every pass).
+        #[arg(long, default_value_t = 1)]
+        passes: usize,
         /// Lines per segment.
         #[arg(long, default_value_t = 2_000_000)]
         lines: u64,
@@ -198,6 +202,7 @@ fn main() -> anyhow::Result<()> {
             sides,
             connections,
             names,
+            passes,
             lines,
             rounds,
             settle_secs,
@@ -208,6 +213,7 @@ fn main() -> anyhow::Result<()> {
                 sides,
                 connections,
                 names,
+                passes,
                 lines,
                 rounds: rounds.max(1),
                 settle: Duration::from_secs(settle_secs),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::{cpu_since, cpu_time, payload, send_lines, Sink};
+use super::{cpu_since, cpu_time, payload_shuffled, send_lines, Sink};
 
 /// One relay under test.
 #[derive(Debug, Clone)]
@@ -41,6 +41,8 @@ pub struct CompareOptions {
     pub connections: usize,
     /// Distinct metric names per connection.
     pub names: usize,
+    /// Passes over the names, each in a new order; 1 keeps one order.
+    pub passes: usize,
     /// Lines per segment.
     pub lines: u64,
     /// Rounds measured (after one warm-up round that is not).
@@ -249,7 +251,7 @@ pub async fn compare(opts: CompareOptions) -> std::io::Result<CompareReport> {
             sink: Sink::bind(&[side.sink]).await?,
             conns: Vec::new(),
             payloads: (0..connections)
-                .map(|c| std::sync::Arc::new(payload(opts.names.max(1), c)))
+                .map(|c| std::sync::Arc::new(payload_shuffled(opts.names.max(1), c, opts.passes)))
                 .collect(),
             pid: side.pid,
         });

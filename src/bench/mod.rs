@@ -108,6 +108,31 @@ pub fn payload(names: usize, conn: usize) -> Vec<u8> {
     p
 }
 
+/// `passes` passes over the names of [`payload`], each in its own order
+/// (a fixed shuffle per pass and connection), the way Telegraf's maps or
+/// an aggregator in front interleave names: one pass, one order.
+pub fn payload_shuffled(names: usize, conn: usize, passes: usize) -> Vec<u8> {
+    let one = payload(names, conn);
+    if passes <= 1 {
+        return one;
+    }
+    let lines: Vec<&[u8]> = one.split_inclusive(|&b| b == b'\n').collect();
+    let mut out = Vec::with_capacity(one.len() * passes);
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    // xorshift64: deterministic, so every run sends the same bytes.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (conn as u64 + 1);
+    for _ in 0..passes {
+        for i in (1..order.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            order.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        order.iter().for_each(|&i| out.extend_from_slice(lines[i]));
+    }
+    out
+}
+
 /// Peak resident set size of a process, from `/proc`.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
