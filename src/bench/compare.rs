@@ -367,6 +367,7 @@ mod tests {
             sides,
             connections: 2,
             names: 100,
+            passes: 3,
             lines: 1000,
             rounds: 3,
             settle: Duration::from_secs(10),

@@ -276,3 +276,28 @@ pub async fn run(opts: BenchOptions) -> std::io::Result<BenchReport> {
         peak_rss_kib: opts.watch_pid.and_then(peak_rss_kib),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pass holds every name once, and the passes are in different
+    /// orders.
+    #[test]
+    fn shuffled_passes_are_permutations_of_one_pass() {
+        let one = payload(500, 3);
+        let many = payload_shuffled(500, 3, 4);
+        let mut want: Vec<&[u8]> = one.split_inclusive(|&b| b == b'\n').collect();
+        want.sort_unstable();
+        let lines: Vec<&[u8]> = many.split_inclusive(|&b| b == b'\n').collect();
+        let passes: Vec<&[&[u8]]> = lines.chunks(500).collect();
+        assert_eq!(passes.len(), 4);
+        for p in &passes {
+            let mut got = p.to_vec();
+            got.sort_unstable();
+            assert_eq!(got, want);
+        }
+        assert_ne!(passes[0], passes[1]);
+        assert_eq!(payload_shuffled(500, 3, 1), one);
+    }
+}
