@@ -168,7 +168,7 @@ async fn serve<D: Decoder>(
                         chunk = (chunk * 2).min(READ_CHUNK_BYTES);
                     }
                     idle_since = None;
-                    read = Some(Ok(r));
+                    read = Some(r);
                 }
             }
         }
@@ -193,47 +193,46 @@ async fn serve<D: Decoder>(
                     _ = token.cancelled() => break,
                     r = tokio::time::timeout_at(wake, stream.readable()) => r,
                 };
-                if waited.is_err() {
-                    let now = tokio::time::Instant::now();
-                    if release.is_some_and(|at| now >= at) {
-                        buf = BytesMut::new();
-                        chunk = READ_START_BYTES;
-                    }
-                    if now < far(since, ctx.idle_timeout()) {
-                        continue;
-                    }
-                }
                 match waited {
                     Ok(Ok(())) => {
                         woken = true;
                         idle_since = None;
                         continue;
                     }
-                    Ok(Err(e)) => Ok(Err(e)),
-                    Err(elapsed) => {
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %peer_s, error = %e, "Read failed; closing.");
+                        break;
+                    }
+                    Err(_) => {
+                        let now = tokio::time::Instant::now();
+                        if release.is_some_and(|at| now >= at) {
+                            buf = BytesMut::new();
+                            chunk = READ_START_BYTES;
+                        }
+                        // Asked again: pressure may have begun meanwhile.
+                        if now < far(since, ctx.idle_timeout()) {
+                            continue;
+                        }
                         if ctx.under_pressure() {
                             ctx.relay
                                 .stats
                                 .idle_closed_under_pressure
                                 .fetch_add(1, Relaxed);
                         }
-                        Err(elapsed)
+                        tracing::debug!(peer = %peer_s, "Idle timeout; closing.");
+                        break;
                     }
                 }
             }
         };
         match read {
-            Ok(Ok(0)) => {
+            Ok(0) => {
                 decoder.finish(&mut buf, &mut dispatcher);
                 break;
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
+            Ok(_) => {}
+            Err(e) => {
                 tracing::debug!(peer = %peer_s, error = %e, "Read failed; closing.");
-                break;
-            }
-            Err(_) => {
-                tracing::debug!(peer = %peer_s, "Idle timeout; closing.");
                 break;
             }
         }

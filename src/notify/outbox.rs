@@ -125,41 +125,34 @@ impl Outbox {
                         })
                     })
                     .clone();
-                if lane.queued.load(Relaxed) >= lane_max {
-                    if !in_flight_contains(&in_flight, n.id) {
-                        tasks.spawn(me.clone().defer_busy(n.id));
-                    }
-                    continue;
-                }
-                if !in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(n.id)
                 {
-                    continue;
+                    let mut set = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                    if set.contains(&n.id) {
+                        continue;
+                    }
+                    if lane.queued.load(Relaxed) >= lane_max {
+                        tasks.spawn(me.clone().defer_busy(n.id));
+                        continue;
+                    }
+                    set.insert(n.id);
                 }
                 lane.queued.fetch_add(1, Relaxed);
                 let (me, in_flight, slots) = (me.clone(), in_flight.clone(), slots.clone());
                 let stop = stop.clone();
                 tasks.spawn(async move {
+                    // The lane's slot first, so a hung destination holds
+                    // no more than its own share of the global ones.
                     let work = async {
-                        let own = lane.slots.clone().acquire_owned().await.ok()?;
-                        let _global = slots.acquire_owned().await.ok()?;
+                        let _own = lane.slots.acquire().await;
+                        let _global = slots.acquire().await;
                         me.deliver(n.clone(), claimed).await;
-                        drop(own);
-                        Some(())
                     };
-                    let done = tokio::select! {
-                        r = work => r.is_some(),
-                        _ = stop.cancelled() => false,
-                    };
-                    if !done && claimed {
-                        // Cut off by shutdown: pending again, so the next
-                        // start sends it (at least once, as after a crash).
-                        let store = me.store.clone();
-                        let _ =
-                            tokio::task::spawn_blocking(move || store.release_notification(n.id))
-                                .await;
+                    // Cut off by shutdown, a claimed notification stays
+                    // `sending`, which the store's start-up turns back to
+                    // pending: sent again, at least once, as after a crash.
+                    tokio::select! {
+                        () = work => {}
+                        _ = stop.cancelled() => {}
                     }
                     lane.queued.fetch_sub(1, Relaxed);
                     in_flight
@@ -284,8 +277,4 @@ impl Outbox {
             tracing::error!(error = %e, id, "Recording a notification outcome failed.");
         }
     }
-}
-
-fn in_flight_contains(set: &Mutex<HashSet<i64>>, id: i64) -> bool {
-    set.lock().unwrap_or_else(|p| p.into_inner()).contains(&id)
 }
