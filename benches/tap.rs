@@ -7,8 +7,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use std::sync::Arc;
 
-use carbonwatch::alert::index::PatternIndex;
-use carbonwatch::alert::tap::{AlertFlush, AlertTap};
+use carbonwatch::relay::tap::{AlertFlush, AlertTap};
+use carbonwatch::route::index::PatternIndex;
 
 /// 10,000 names, one in a hundred under `host000`.
 fn names() -> Vec<String> {

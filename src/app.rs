@@ -7,14 +7,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alert::engine::AlertHandle;
+use crate::api::Alerting;
+use crate::check::Store;
 use crate::config::{Config, ConfigError};
 use crate::listen::{ListenCtx, PickleTcpListener, PlaintextTcpListener, PlaintextUdpListener};
+use crate::notify::outbox::{Inbox, Outbox};
+use crate::notify::Notifiers;
 use crate::relay::{selfmetrics, Relay};
 use crate::stats::Stats;
+use crate::store::writer::WriterStats;
 use crate::store::SqliteStore;
 
 /// Why carbonwatch could not start.
@@ -33,11 +38,11 @@ pub enum StartError {
         path: String,
         /// Why.
         #[source]
-        source: crate::store::StoreError,
+        source: crate::check::StoreError,
     },
     /// The engine could not start (its stored checks, its time zone).
     #[error("alerting: {0}")]
-    Engine(#[source] crate::alert::engine::CheckError),
+    Engine(#[source] crate::alert::CheckError),
     /// The admin port's certificate or key could not be loaded.
     #[error("[admin] TLS: cannot load {file} and its key: {source}")]
     Tls {
@@ -71,8 +76,9 @@ pub struct App {
     pub admin: Option<SocketAddr>,
     /// The relay, for inspection.
     pub relay: Arc<Relay>,
-    /// The alert engine, when `[alerting] store` is set.
-    pub alerts: Option<AlertHandle>,
+    /// Alerting (the engine, its store and notifiers), when `[alerting]
+    /// store` is set.
+    pub alerts: Option<Alerting>,
     admin_stats: Option<Arc<crate::api::server::AdminStats>>,
     config: Config,
     listeners: CancellationToken,
@@ -140,31 +146,19 @@ impl App {
             None
         } else {
             let rt = AlertRuntime::new().map_err(StartError::AlertRuntime)?;
-            let store = SqliteStore::open(Path::new(&config.alerting.store)).map_err(|source| {
-                StartError::Store {
-                    path: config.alerting.store.clone(),
-                    source,
-                }
-            })?;
-            let handle = crate::alert::engine::start(
-                Arc::new(store),
-                config.checks.clone(),
-                config.alerting.clone(),
-                config.notify.clone(),
-                config.smtp.clone(),
-                background.clone(),
-                &tasks,
-                rt.handle(),
-            )
-            .await
-            .map_err(StartError::Engine)?;
-            let poller = crate::poll::Poller::new(config.graphite.clone(), handle.clone());
+            let alerting = start_alerting(&config, &background, &tasks, rt.handle()).await?;
+            let poller = crate::poll::Poller::new(config.graphite.clone(), alerting.engine.clone());
             poll_stats = Some(poller.stats.clone());
             tasks.spawn_on(poller.run(background.clone()), rt.handle());
             alert_runtime = Some(rt);
-            Some(handle)
+            Some(alerting)
         };
-        let relay = Relay::start(&config, stats, alerts.as_ref().map(|a| a.tap.clone()));
+        let relay = Relay::start(
+            &config.router,
+            &config.relay,
+            stats,
+            alerts.as_ref().map(|a| a.engine.tap.clone()),
+        );
         let ctx = ListenCtx::new(relay.clone(), config.listen.clone());
         let mut app = App {
             plaintext_tcp: None,
@@ -207,12 +201,16 @@ impl App {
                 .await
                 .map_err(bind_err("admin", addr))?;
             app.admin = l.local_addr().ok();
-            let ctx = crate::api::ApiContext::new(
-                &config,
-                relay.clone(),
-                app.alerts.clone(),
-                poll_stats.clone(),
-            );
+            let ctx = crate::api::ApiContext::new(crate::api::Wiring {
+                admin: &config.admin_http,
+                listen: config.admin,
+                graphite: &config.graphite,
+                notify: &config.notify,
+                pickle_enabled: config.pickle_tcp.is_some(),
+                relay: relay.clone(),
+                alerting: app.alerts.clone(),
+                poll: poll_stats.clone(),
+            });
             app.admin_stats = Some(ctx.admin_stats.clone());
             let tls = crate::api::server::tls_acceptor(&config.admin_http).map_err(|source| {
                 StartError::Tls {
@@ -248,9 +246,9 @@ impl App {
         if moved {
             tracing::warn!("Listener addresses changed; they take effect at the next restart.");
         }
-        self.relay.reload(&new);
+        self.relay.reload(&new.router, &new.relay);
         if let Some(alerts) = &self.alerts {
-            self.reload_checks(alerts, &new.checks).await;
+            self.reload_checks(&alerts.engine, &new.checks).await;
         }
         tracing::info!(
             rules = new.router.rules.len(),
@@ -262,7 +260,11 @@ impl App {
         Ok(())
     }
 
-    async fn reload_checks(&self, alerts: &AlertHandle, checks: &[crate::alert::model::Check]) {
+    async fn reload_checks(
+        &self,
+        alerts: &crate::alert::AlertHandle,
+        checks: &[crate::check::Check],
+    ) {
         let current = match alerts.checks().await {
             Ok(c) => c,
             Err(e) => {
@@ -324,6 +326,68 @@ impl App {
         }
     }
 }
+
+/// Opens the store and starts the alerting stages on `rt`, each given its
+/// ports: the engine writes its changes to a bounded queue that the store
+/// writer commits, and the writer offers what it committed to the outbox,
+/// which delivers with the notifiers.
+async fn start_alerting(
+    config: &Config,
+    token: &CancellationToken,
+    tasks: &TaskTracker,
+    rt: &tokio::runtime::Handle,
+) -> Result<Alerting, StartError> {
+    let path = &config.alerting.store;
+    let store: Arc<dyn Store> =
+        Arc::new(
+            SqliteStore::open(Path::new(path)).map_err(|source| StartError::Store {
+                path: path.clone(),
+                source,
+            })?,
+        );
+    let tz = jiff::tz::TimeZone::get(&config.notify.timezone).map_err(|e| {
+        StartError::Engine(crate::alert::CheckError::Invalid(format!(
+            "timezone {:?}: {e}",
+            config.notify.timezone
+        )))
+    })?;
+    let (changes_tx, changes_rx) = mpsc::channel(config.alerting.store_queue_max_batches.max(1));
+    let engine = crate::alert::start(
+        store.clone(),
+        config.checks.clone(),
+        config.alerting.clone(),
+        tz,
+        changes_tx,
+        token.clone(),
+        tasks,
+        rt,
+    )
+    .await
+    .map_err(StartError::Engine)?;
+    let notifiers = Arc::new(Notifiers::new(&config.notify, &config.smtp));
+    let outbox = Outbox::new(store.clone(), notifiers.clone(), config.notify.clone());
+    let outbox_stats = outbox.stats.clone();
+    let (inbox, fresh) = Inbox::bounded(OUTBOX_INBOX_NOTIFICATIONS);
+    let writer = Arc::new(WriterStats::default());
+    tasks.spawn_on(outbox.run(fresh, token.clone()), rt);
+    tasks.spawn_on(
+        crate::store::writer::run(store.clone(), changes_rx, Arc::new(inbox), writer.clone()),
+        rt,
+    );
+    Ok(Alerting {
+        engine,
+        store,
+        notifiers,
+        test_notifiers: Arc::new(Notifiers::for_tests(&config.notify, &config.smtp)),
+        test_timeout: Duration::from_secs(config.notify.test_timeout_secs.max(1)),
+        outbox: outbox_stats,
+        writer,
+    })
+}
+
+/// Fresh notifications the outbox holds for delivery; past it they wait
+/// in the store for its next poll.
+const OUTBOX_INBOX_NOTIFICATIONS: usize = 1024;
 
 /// Runs until SIGTERM or SIGINT; SIGHUP reloads `path`.
 pub async fn run(path: &Path) -> Result<ShutdownReport, StartError> {

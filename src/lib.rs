@@ -22,6 +22,7 @@ pub mod alert;
 pub mod api;
 pub mod app;
 pub mod bench;
+pub mod check;
 pub mod codec;
 pub mod config;
 pub mod listen;

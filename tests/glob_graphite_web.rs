@@ -11,7 +11,7 @@
 
 use std::process::Command;
 
-use carbonwatch::alert::index::PatternIndex;
+use carbonwatch::route::index::PatternIndex;
 use carbonwatch::route::Glob;
 
 const PATTERNS: &[&str] = &[

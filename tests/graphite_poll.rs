@@ -149,11 +149,11 @@ async fn a_live_check_is_seeded_from_graphite_at_start_up() {
     .await
     .unwrap();
     let handle = app.alerts.clone().unwrap();
-    let id = handle.checks().await.unwrap()[0].id.clone();
+    let id = handle.engine.checks().await.unwrap()[0].id.clone();
     // No point has arrived on the stream, yet the state is right.
     let mut series = Vec::new();
     for _ in 0..600 {
-        series = handle.series(&id).await.unwrap();
+        series = handle.engine.series(&id).await.unwrap();
         if series.len() == 2 {
             break;
         }

@@ -135,8 +135,8 @@ async fn a_slow_graphite_never_gets_the_same_check_twice_and_late_runs_are_skipp
     );
     // The value arrived: 1.0 is OK (the trailing null is skipped).
     let handle = app.alerts.clone().unwrap();
-    let id = handle.checks().await.unwrap()[0].id.clone();
-    let series = handle.series(&id).await.unwrap();
+    let id = handle.engine.checks().await.unwrap()[0].id.clone();
+    let series = handle.engine.series(&id).await.unwrap();
     assert_eq!(series[0].0, "a.x");
     assert_eq!(series[0].1.value, Some(1.0));
     app.shutdown().await;

@@ -516,3 +516,82 @@ async fn udp_datagrams_that_find_a_full_queue_are_counted() {
     assert_eq!(relay.stats.dropped(DropReason::QueueFullUdp), 30);
     assert_eq!(app.shutdown().await.undelivered, 10);
 }
+
+/// Parsing ahead for alerting must not change what is counted,
+/// forwarded or offered, nor their order, around rejects, an over-long
+/// line and the flush requests of a large buffer.
+#[tokio::test]
+async fn parsing_ahead_keeps_every_line_and_its_order() {
+    use carbonwatch::listen::plaintext::PlaintextDecoder;
+    use carbonwatch::listen::tcp::Decoder;
+    use std::sync::Arc;
+
+    let config = carbonwatch::config::Config::parse(
+        "[[cluster]]\nname = \"c\"\ntype = \"forward\"\ndestinations = [\"127.0.0.1:9\"]\n\
+         [[route]]\nmatch = \"*\"\nto = [\"c\"]\n",
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let tap = Arc::new(carbonwatch::relay::tap::AlertTap::new(
+        tx,
+        1000,
+        std::time::Duration::from_millis(4),
+    ));
+    tap.publish(Arc::new(
+        carbonwatch::route::index::PatternIndex::build([(0, "a.*")], 1).0,
+    ));
+    let relay = carbonwatch::relay::Relay::start(
+        &config.router,
+        &config.relay,
+        Arc::new(carbonwatch::stats::Stats::default()),
+        Some(tap),
+    );
+    let mut out = relay.dispatcher();
+    out.on_idle(); // picks up the index
+    assert!(out.alerting_live());
+    assert!(out.lookahead() > 1, "new names are not predictable");
+
+    let mut input = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..20_000 {
+        match i % 500 {
+            7 => input.extend_from_slice(b"not a metric\n"),
+            13 => input.extend_from_slice(&[b'x'; 100][..]),
+            14 => input.extend_from_slice(b" 1 1\n"), // ends the long line
+            _ => {
+                let name = if i % 3 == 0 { "a" } else { "b" };
+                input.extend_from_slice(format!("{name}.{i} {i} 1700000000\n").as_bytes());
+                if name == "a" {
+                    want.push((format!("a.{i}"), i as f64));
+                }
+            }
+        }
+    }
+    let mut decoder = PlaintextDecoder::new(&carbonwatch::listen::ListenConfig {
+        max_line_bytes: 64,
+        ..Default::default()
+    });
+    let sampler = carbonwatch::listen::RejectSampler::default();
+    let mut buf = bytes::BytesMut::new();
+    let mut flushes = 0;
+    // In reads of 4 KiB, the way a socket hands them over.
+    for chunk in input.chunks(4096) {
+        buf.extend_from_slice(chunk);
+        while decoder.decode(&mut buf, &mut out, 1_700_000_000, "t", &sampler) {
+            flushes += 1;
+        }
+    }
+    assert!(buf.is_empty());
+    assert!(flushes > 0, "a large input asks for flushes");
+    let good = 20_000 - 3 * 40;
+    assert_eq!(out.counts.received, good);
+    assert_eq!(out.counts.rejected[Reject::TooLong.index()], 40);
+    assert_eq!(out.counts.rejected.iter().sum::<u64>(), 80);
+    out.on_idle();
+    let mut got = Vec::new();
+    while let Ok(points) = rx.try_recv() {
+        got.extend(points.iter().map(|(n, v)| (n.to_string(), v)));
+    }
+    assert_eq!(got, want);
+}

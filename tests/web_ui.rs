@@ -156,7 +156,7 @@ async fn a_check_created_in_the_ui_turns_red_on_breaching_points() {
     // The UI goes to the new check's page, in OK.
     b.wait_for("location.hash.startsWith('#/checks/') && document.querySelector('#check-state')?.textContent.trim() === 'OK'")
         .await;
-    let checks = app.alerts.as_ref().unwrap().checks().await.unwrap();
+    let checks = app.alerts.as_ref().unwrap().engine.checks().await.unwrap();
     assert_eq!(checks.len(), 1);
     assert_eq!(
         (

@@ -3,8 +3,8 @@
 //! round trip through its own JSON.
 #![no_main]
 
-use carbonwatch::alert::engine::validate;
-use carbonwatch::alert::model::{Check, Subscription};
+use carbonwatch::alert::validate;
+use carbonwatch::check::{Check, Subscription};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! the regex-based glob wherever both accept a single-node pattern.
 #![no_main]
 
-use carbonwatch::alert::index::PatternIndex;
+use carbonwatch::route::index::PatternIndex;
 use carbonwatch::route::glob::NodeGlob;
 use carbonwatch::route::Glob;
 use libfuzzer_sys::fuzz_target;

@@ -18,8 +18,8 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::api::AdminConfig;
 use crate::api::ApiError;
-use crate::config::AdminConfig;
 
 /// The names and origins the admin port answers to.
 #[derive(Debug)]

@@ -75,7 +75,7 @@ pub async fn metrics(State(s): State<ApiContext>) -> impl IntoResponse {
                 .set(if d.is_healthy() { 1.0 } else { 0.0 });
         }
         if let Some(a) = &s.alerts {
-            let (t, e, o) = (&a.tap, &a.stats, &a.outbox);
+            let (t, e, o) = (&a.engine.tap, &a.engine.stats, &a.outbox);
             metrics::counter!("carbonwatch_alert_points_total")
                 .absolute(t.points_sent.load(Relaxed));
             metrics::counter!("carbonwatch_alert_points_dropped_total")
@@ -88,7 +88,7 @@ pub async fn metrics(State(s): State<ApiContext>) -> impl IntoResponse {
             metrics::counter!("carbonwatch_alert_series_refused_total")
                 .absolute(e.series_refused.load(Relaxed));
             metrics::counter!("carbonwatch_alert_store_errors_total")
-                .absolute(e.store_errors.load(Relaxed));
+                .absolute(a.writer.commit_errors.load(Relaxed));
             for (outcome, n) in [
                 ("delivered", &o.delivered),
                 ("retried", &o.retried),

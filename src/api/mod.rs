@@ -8,6 +8,7 @@
 //! Every error is JSON `{"message": ..}` with a 4xx for a bad request, so
 //! a client never has to parse an HTML error page.
 
+mod config;
 pub mod guard;
 pub mod metrics;
 pub mod server;
@@ -25,10 +26,63 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::engine::AlertHandle;
-use crate::config::Config;
-use crate::poll::{PollStats, RenderClient};
+pub use config::AdminConfig;
+
+use crate::alert::AlertHandle;
+use crate::check::Store;
+use crate::notify::outbox::OutboxStats;
+use crate::notify::{Notifiers, NotifyConfig};
+use crate::poll::{GraphiteConfig, PollStats, RenderClient};
 use crate::relay::Relay;
+use crate::store::writer::WriterStats;
+
+/// What the API reaches of alerting, wired by `app`.
+#[derive(Clone)]
+pub struct Alerting {
+    /// The engine: checks, series, upserts.
+    pub engine: AlertHandle,
+    /// Alert history and the outbox's counts.
+    pub store: Arc<dyn Store>,
+    /// The notifiers the outbox delivers with.
+    pub notifiers: Arc<Notifiers>,
+    /// The notifiers of the test endpoint, under `[notify]`'s network
+    /// policy for test targets.
+    pub test_notifiers: Arc<Notifiers>,
+    /// `[notify] test_timeout_secs`.
+    pub test_timeout: std::time::Duration,
+    /// The outbox's counters.
+    pub outbox: Arc<OutboxStats>,
+    /// The store writer's counters.
+    pub writer: Arc<WriterStats>,
+}
+
+impl std::fmt::Debug for Alerting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerting").finish_non_exhaustive()
+    }
+}
+
+/// What the admin port is built from: its config sections and the
+/// running stages it reports on.
+#[derive(Debug)]
+pub struct Wiring<'a> {
+    /// `[admin]`.
+    pub admin: &'a AdminConfig,
+    /// The address `[admin] listen` names.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `[graphite]`, for the render proxy.
+    pub graphite: &'a GraphiteConfig,
+    /// `[notify]`: Seyren's URL and the test endpoint's network policy.
+    pub notify: &'a NotifyConfig,
+    /// Whether the pickle port is on (reported by `/api/config`).
+    pub pickle_enabled: bool,
+    /// The relay, for its counters.
+    pub relay: Arc<Relay>,
+    /// Alerting, when it is on.
+    pub alerting: Option<Alerting>,
+    /// The poller's counters, when alerting is on.
+    pub poll: Option<Arc<PollStats>>,
+}
 
 /// An API failure: a status and a message for the client.
 #[derive(Debug)]
@@ -81,7 +135,7 @@ impl IntoResponse for ApiError {
 #[derive(Clone)]
 pub struct ApiContext {
     relay: Arc<Relay>,
-    alerts: Option<AlertHandle>,
+    alerts: Option<Alerting>,
     poll: Option<Arc<PollStats>>,
     render: RenderClient,
     recorder: Arc<PrometheusRecorder>,
@@ -101,41 +155,36 @@ pub struct ApiContext {
 }
 
 impl ApiContext {
-    /// The context for `config`'s admin port.
-    pub fn new(
-        config: &Config,
-        relay: Arc<Relay>,
-        alerts: Option<AlertHandle>,
-        poll: Option<Arc<PollStats>>,
-    ) -> Self {
+    /// The context for one admin port.
+    pub fn new(w: Wiring<'_>) -> Self {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
-        let a = &config.admin_http;
+        let a = w.admin;
         ApiContext {
-            relay,
-            alerts,
-            poll,
-            render: RenderClient::new(&config.graphite),
+            relay: w.relay,
+            alerts: w.alerting,
+            poll: w.poll,
+            render: RenderClient::new(w.graphite),
             recorder: Arc::new(recorder),
             handle,
             base_path: a.api_base_path.trim_end_matches('/').to_string(),
             token: (!a.auth_token.is_empty()).then(|| a.auth_token.clone()),
             tls: !a.tls_cert_file.is_empty(),
-            seyren_url: config.notify.seyren_url.clone(),
+            seyren_url: w.notify.seyren_url.clone(),
             graphs_enabled: a.graphs_enabled,
-            pickle_enabled: config.pickle_tcp.is_some(),
+            pickle_enabled: w.pickle_enabled,
             metrics_token: [&a.metrics_auth_token, &a.auth_token]
                 .into_iter()
                 .find(|t| !t.is_empty())
                 .cloned(),
-            guard: Arc::new(guard::Guard::new(a, config.admin)),
+            guard: Arc::new(guard::Guard::new(a, w.listen)),
             max_body_bytes: a.max_body_bytes,
-            test_policy: Arc::new(crate::notify::netpolicy::NetPolicy::new(&config.notify)),
+            test_policy: Arc::new(crate::notify::netpolicy::NetPolicy::new(w.notify)),
             admin_stats: Arc::default(),
         }
     }
 
-    fn alerts(&self) -> Result<&AlertHandle, ApiError> {
+    fn alerts(&self) -> Result<&Alerting, ApiError> {
         self.alerts.as_ref().ok_or_else(|| ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: "alerting is off: set [alerting] store".into(),
@@ -258,7 +307,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     ctx: ApiContext,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    admin: &crate::config::AdminConfig,
+    admin: &AdminConfig,
     token: CancellationToken,
 ) {
     let stats = ctx.admin_stats.clone();

@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::AdminConfig;
+use crate::api::AdminConfig;
 
 /// Why the admin port's TLS setup could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -12,10 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::alert::engine::CheckError;
-use crate::alert::model::{new_id, Alert, AlertType, Check, Subscription};
+use crate::alert::CheckError;
 use crate::api::{ApiContext, ApiError};
-use crate::store::{NewNotification, NotificationKind, StoreError};
+use crate::check::model::{new_id, Alert, AlertType, Check, Subscription};
+use crate::check::{NewNotification, NotificationKind, StoreError};
 
 /// Query parameters in order, repeated keys kept (`?state=A&state=B`).
 pub(crate) struct Params(Vec<(String, String)>);
@@ -128,7 +128,7 @@ pub async fn list_checks(
                 .map_err(|e| ApiError::bad(format!("regexes: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut checks = ctx.alerts()?.checks().await?;
+    let mut checks = ctx.alerts()?.engine.checks().await?;
     checks.sort_by(|a, b| a.name.cmp(&b.name));
     checks.retain(|c| {
         enabled.map_or(true, |e| c.enabled == e)
@@ -168,7 +168,7 @@ pub async fn create_check(
         check.state = AlertType::Ok;
     }
     check.id = new_id();
-    let check = ctx.alerts()?.upsert(check).await?;
+    let check = ctx.alerts()?.engine.upsert(check).await?;
     let loc = location(&ctx, &headers, &format!("/checks/{}", check.id));
     Ok((StatusCode::CREATED, [(header::LOCATION, loc)]).into_response())
 }
@@ -176,6 +176,7 @@ pub async fn create_check(
 /// The check with `id`, or 404.
 pub(crate) async fn find_check(ctx: &ApiContext, id: &str) -> Result<Check, ApiError> {
     ctx.alerts()?
+        .engine
         .checks()
         .await?
         .into_iter()
@@ -218,7 +219,7 @@ pub async fn update_check(
     if doc.get("state").map_or(true, Value::is_null) {
         check.state = old.state;
     }
-    Ok(Json(ctx.alerts()?.upsert(check).await?))
+    Ok(Json(ctx.alerts()?.engine.upsert(check).await?))
 }
 
 /// `DELETE /checks/{id}`: 204 whether or not it existed, as in Seyren.
@@ -226,7 +227,7 @@ pub async fn delete_check(
     State(ctx): State<ApiContext>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    ctx.alerts()?.delete(&id).await?;
+    ctx.alerts()?.engine.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -309,7 +310,7 @@ pub async fn create_subscription(
     let mut check = find_check(&ctx, &id).await?;
     let sid = sub.id.clone();
     check.subscriptions.push(sub);
-    ctx.alerts()?.upsert(check).await?;
+    ctx.alerts()?.engine.upsert(check).await?;
     let loc = location(&ctx, &headers, &format!("/checks/{id}/subscriptions/{sid}"));
     Ok((StatusCode::CREATED, [(header::LOCATION, loc)]).into_response())
 }
@@ -325,7 +326,7 @@ pub async fn update_subscription(
     let mut check = find_check(&ctx, &id).await?;
     let i = subscription_index(&check, &sid)?;
     check.subscriptions[i] = sub;
-    ctx.alerts()?.upsert(check).await?;
+    ctx.alerts()?.engine.upsert(check).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -338,7 +339,7 @@ pub async fn delete_subscription(
         let before = check.subscriptions.len();
         check.subscriptions.retain(|s| s.id != sid);
         if check.subscriptions.len() != before {
-            ctx.alerts()?.upsert(check).await?;
+            ctx.alerts()?.engine.upsert(check).await?;
         }
     }
     Ok(StatusCode::NO_CONTENT)
@@ -426,7 +427,7 @@ pub async fn check_series(
     State(ctx): State<ApiContext>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let series = ctx.alerts()?.series(&id).await?;
+    let series = ctx.alerts()?.engine.series(&id).await?;
     let values: Vec<Value> = series
         .into_iter()
         .map(|(name, s)| json!({"target": name, "state": s.state, "value": s.value, "lastSeen": s.last_seen_ms}))
@@ -445,7 +446,7 @@ pub async fn check_points(
 ) -> Result<Response, ApiError> {
     let check = find_check(&ctx, &id).await?;
     if check.live {
-        let recent = ctx.alerts()?.recent(&id).await?;
+        let recent = ctx.alerts()?.engine.recent(&id).await?;
         let doc: Vec<Value> = recent
             .into_iter()
             .map(|(name, pts)| {

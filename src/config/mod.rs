@@ -14,10 +14,13 @@ use toml::Spanned;
 mod locate;
 mod ranges;
 
-use crate::alert::engine::AlertingConfig;
-use crate::alert::model::Check;
+use crate::alert::AlertingConfig;
+use crate::api::AdminConfig;
+use crate::check::model::Check;
+use crate::listen::ListenConfig;
 use crate::notify::{NotifyConfig, SmtpConfig};
 use crate::poll::GraphiteConfig;
+use crate::relay::{RelayConfig, StatsConfig};
 use crate::route::hash::Node;
 use crate::route::{
     self, Cluster, ClusterType, DestinationSpec, Glob, Matcher, Protocol, Router, Rule,
@@ -51,235 +54,6 @@ pub enum ConfigError {
     /// The file has problems; each names its line and key.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<ConfigIssue>),
-}
-
-/// What a destination queue does when it is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum WhenFull {
-    /// Stop reading from TCP clients until there is room (UDP datagrams
-    /// that find no room are dropped and counted).
-    #[default]
-    Block,
-    /// Make room by discarding the oldest queued lines, counted.
-    DropOldest,
-}
-
-/// `[listen]`: the carbon ports.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct ListenConfig {
-    /// Plaintext over TCP; `""` disables it.
-    pub plaintext_tcp: Spanned<String>,
-    /// Plaintext over UDP; `""` disables it.
-    pub plaintext_udp: Spanned<String>,
-    /// Pickle over TCP; `""` disables it.
-    pub pickle_tcp: Spanned<String>,
-    /// Upper bound on open TCP client connections across listeners;
-    /// protects file descriptors and memory from a connection storm.
-    pub max_connections: usize,
-    /// Open TCP connections one client address may hold; keeps one host
-    /// (or an attacker) from taking every slot of `max_connections`.
-    pub max_connections_per_peer: usize,
-    /// Close a TCP client that sent nothing for this long; reclaims
-    /// connections of clients that vanished without a FIN. 0 disables.
-    pub idle_timeout_secs: u64,
-    /// The idle timeout while more than three quarters of
-    /// `max_connections` are open, so idle clients make room for live ones
-    /// instead of locking them out.
-    pub idle_timeout_under_pressure_secs: u64,
-    /// Longest accepted plaintext line (carbon's is 16384); caps the
-    /// memory one client can make a connection buffer grow to.
-    pub max_line_bytes: usize,
-    /// Largest accepted pickle frame (carbon's is 1 MiB); caps the memory
-    /// and decode work of one frame.
-    pub max_pickle_frame_bytes: usize,
-    /// How many times its own size a pickle frame may decode to (names
-    /// plus a fixed cost per item). Honest frames decode to less than
-    /// their size; this refuses memo bombs, one name referenced a million
-    /// times, before they are materialised.
-    pub max_pickle_expansion: usize,
-    /// Largest UDP datagram read; longer ones are truncated by the kernel,
-    /// detected, and dropped whole.
-    pub max_datagram_bytes: usize,
-    /// Rewrite tagged names into carbon's normalised form before routing.
-    pub normalize_tags: bool,
-}
-
-impl Default for ListenConfig {
-    fn default() -> Self {
-        ListenConfig {
-            plaintext_tcp: Spanned::new(0..0, "0.0.0.0:2003".into()),
-            plaintext_udp: Spanned::new(0..0, "0.0.0.0:2003".into()),
-            pickle_tcp: Spanned::new(0..0, "0.0.0.0:2004".into()),
-            max_connections: 4096,
-            max_connections_per_peer: 1024,
-            idle_timeout_secs: 600,
-            idle_timeout_under_pressure_secs: 10,
-            max_line_bytes: 16384,
-            max_pickle_frame_bytes: 1 << 20,
-            max_pickle_expansion: 8,
-            max_datagram_bytes: 65535,
-            normalize_tags: false,
-        }
-    }
-}
-
-/// `[admin]`: the HTTP port for the Seyren API, the web UI and `/metrics`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct AdminConfig {
-    /// Address to listen on; `""` disables the admin port.
-    pub listen: Spanned<String>,
-    /// Where Seyren's REST API lives: `/api` as in Seyren's jar, or
-    /// `/seyren/api` as under its Jetty setup. The UI is served at `/`.
-    pub api_base_path: String,
-    /// Bearer token the API and UI require (`Authorization: Bearer ..`);
-    /// required when `listen` is not a loopback address, so alert rules
-    /// are never writable by anyone on the network. Also from the
-    /// `CARBONWATCH_API_TOKEN` variable.
-    pub auth_token: String,
-    /// PEM certificate chain; with `tls_key_file`, the port speaks HTTPS.
-    pub tls_cert_file: String,
-    /// PEM private key for `tls_cert_file`.
-    pub tls_key_file: String,
-    /// Whether the UI shows graphs (Seyren's `GRAPHS_ENABLE`), reported
-    /// by `/api/config`.
-    pub graphs_enabled: bool,
-    /// Bearer token for `/metrics` alone, for a Prometheus that should not
-    /// hold the API's token. Without it `/metrics` follows `auth_token`.
-    pub metrics_auth_token: String,
-    /// Host names (with or without a port) the admin port answers to.
-    /// Loopback names and addresses and the listen address are always
-    /// allowed; any other `Host` is refused, which closes DNS rebinding.
-    pub allowed_hosts: Vec<String>,
-    /// Origins (`https://grafana.example`) whose pages may write to the
-    /// API. The UI's own origin is always allowed; a write with any other
-    /// `Origin` is refused, which closes cross-site requests.
-    pub allowed_origins: Vec<String>,
-    /// Open admin connections at once; protects file descriptors, which
-    /// the carbon ports need too.
-    pub max_connections: usize,
-    /// Time a client has to send a request's headers; closes slowloris.
-    pub header_timeout_secs: u64,
-    /// Close a connection that moved no byte for this long, in a request
-    /// or between requests.
-    pub idle_timeout_secs: u64,
-    /// Largest request body; a larger one is refused with a JSON 413.
-    pub max_body_bytes: usize,
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        AdminConfig {
-            listen: Spanned::new(0..0, "127.0.0.1:8080".into()),
-            api_base_path: "/api".into(),
-            auth_token: String::new(),
-            tls_cert_file: String::new(),
-            tls_key_file: String::new(),
-            graphs_enabled: true,
-            metrics_auth_token: String::new(),
-            allowed_hosts: Vec::new(),
-            allowed_origins: Vec::new(),
-            max_connections: 256,
-            header_timeout_secs: 10,
-            idle_timeout_secs: 60,
-            max_body_bytes: 1 << 20,
-        }
-    }
-}
-
-/// `[relay]`: destination queues and connections, for every destination.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct RelayConfig {
-    /// Queue bound per destination in lines: the backpressure point.
-    pub queue_max_lines: usize,
-    /// Queue bound per destination in bytes; with `queue_max_lines`, caps
-    /// resident memory at about destinations × this.
-    pub queue_max_bytes: usize,
-    /// Policy when a destination queue is full.
-    pub when_full: WhenFull,
-    /// Largest write to a destination; bounds one syscall's buffer.
-    pub max_write_bytes: usize,
-    /// TCP connections per destination, each with its own writer, for
-    /// destinations that one connection cannot saturate.
-    pub connections_per_destination: usize,
-    /// Give up a connect attempt after this long.
-    pub connect_timeout_secs: u64,
-    /// First reconnect delay; doubles per failure.
-    pub reconnect_min_ms: u64,
-    /// Longest reconnect delay, so a long outage is retried at this pace.
-    pub reconnect_max_ms: u64,
-    /// A write that makes no progress this long marks the connection dead,
-    /// so a stalled backend is noticed.
-    pub write_timeout_secs: u64,
-    /// Points per pickle frame towards pickle destinations (carbon: 500).
-    pub pickle_max_points: usize,
-    /// On SIGTERM, how long to keep delivering queued data before giving
-    /// up; what is left goes to the spool, or is reported as undelivered.
-    pub shutdown_timeout_secs: u64,
-    /// Directory of the per-destination disk spools; `""` turns spooling
-    /// off. What a shutdown could not deliver is written here and
-    /// delivered by the next start.
-    pub spool_dir: String,
-    /// Disk a destination's spool may use; protects the disk.
-    pub spool_max_bytes_per_destination: u64,
-    /// Disk all spools together may use; each counts against it.
-    pub spool_max_total_bytes: u64,
-    /// What a full spool does: `block` (the reader waits) or `drop_oldest`
-    /// (its oldest segment is deleted, and its lines counted as dropped).
-    pub spool_when_full: WhenFull,
-    /// Spool segment size: replayed data is freed a segment at a time.
-    pub spool_segment_bytes: u64,
-    /// How often spooled data is fsynced: what a power cut may lose.
-    pub spool_fsync_interval_ms: u64,
-}
-
-impl Default for RelayConfig {
-    fn default() -> Self {
-        RelayConfig {
-            queue_max_lines: 1_000_000,
-            queue_max_bytes: 64 << 20,
-            when_full: WhenFull::Block,
-            max_write_bytes: 256 << 10,
-            connections_per_destination: 1,
-            connect_timeout_secs: 5,
-            reconnect_min_ms: 100,
-            reconnect_max_ms: 5_000,
-            write_timeout_secs: 30,
-            pickle_max_points: 500,
-            shutdown_timeout_secs: 30,
-            spool_dir: String::new(),
-            spool_max_bytes_per_destination: 1 << 30,
-            spool_when_full: WhenFull::Block,
-            spool_max_total_bytes: 4 << 30,
-            spool_segment_bytes: 64 << 20,
-            spool_fsync_interval_ms: 1000,
-        }
-    }
-}
-
-/// `[stats]`: carbon-style self-metrics sent into the stream.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct StatsConfig {
-    /// Whether self-metrics are sent at all.
-    pub enabled: bool,
-    /// Seconds between reports.
-    pub interval_secs: u64,
-    /// Name prefix; `{host}` becomes the host name with `.` as `_`.
-    pub prefix: String,
-}
-
-impl Default for StatsConfig {
-    fn default() -> Self {
-        StatsConfig {
-            enabled: true,
-            interval_secs: 60,
-            prefix: "carbon.relays.{host}".into(),
-        }
-    }
 }
 
 /// A `[[cluster]]` table.
@@ -767,9 +541,9 @@ impl Validator<'_> {
             // A stable id from the name, so state survives restarts and
             // reloads; a table may also set its own.
             if check.id.is_empty() {
-                check.id = crate::alert::engine::config_check_id(&check.name);
+                check.id = crate::alert::config_check_id(&check.name);
             }
-            if let Err(e) = crate::alert::engine::validate(&check) {
+            if let Err(e) = crate::alert::validate(&check) {
                 self.issue(t, key, e.to_string());
                 continue;
             }

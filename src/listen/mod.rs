@@ -8,6 +8,7 @@
 //! rate-limited sample logged; the connection and the other lines in the
 //! same read carry on.
 
+mod config;
 pub mod pickle;
 pub mod plaintext;
 pub mod tcp;
@@ -21,8 +22,8 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::codec::{parse_line, Metric, ParseOptions, Reject};
-use crate::config::ListenConfig;
 use crate::relay::{Dispatcher, Relay};
+pub use config::ListenConfig;
 
 pub use pickle::PickleTcpListener;
 pub use plaintext::PlaintextTcpListener;

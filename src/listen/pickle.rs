@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use bytes::{Buf, BytesMut};
 
 use crate::codec::{pickle, Metric, ParseOptions, Reject};
-use crate::config::ListenConfig;
 use crate::listen::tcp::{Decoder, TcpListener};
+use crate::listen::ListenConfig;
 use crate::listen::RejectSampler;
 use crate::relay::Dispatcher;
 

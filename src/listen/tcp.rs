@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use tokio::net::{TcpListener as TokioListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ListenConfig;
+use crate::listen::ListenConfig;
 use crate::listen::{ListenCtx, RejectSampler};
 use crate::relay::Dispatcher;
 
@@ -144,16 +144,16 @@ async fn serve<D: Decoder>(
     let mut idle_since: Option<tokio::time::Instant> = None;
     loop {
         // A connection in flow reads straight away; under load the next
-        // read is ready at once, and alerting's points wait for a fuller
-        // batch. When the client pauses, they go now.
+        // read is ready at once, and the dispatcher may hold some of what
+        // it has back for a fuller batch. When the client pauses, it goes.
         let mut read = None;
-        if woken || buf.capacity() > 0 || dispatcher.alert_points_pending() {
+        if woken || buf.capacity() > 0 || dispatcher.holds_back() {
             woken = false;
             grow(&mut buf, chunk);
             match stream.try_read_buf(&mut buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if dispatcher.alert_points_pending() {
-                        dispatcher.flush_alerts();
+                    if dispatcher.holds_back() {
+                        dispatcher.on_idle();
                     }
                 }
                 r => {

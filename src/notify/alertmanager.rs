@@ -10,9 +10,9 @@
 use jiff::{Timestamp, ToSpan};
 use serde_json::json;
 
-use crate::alert::model::{AlertType, SubscriptionType};
+use crate::check::model::{AlertType, SubscriptionType};
+use crate::check::NewNotification;
 use crate::notify::{expect_success, Notifier, NotifyConfig, NotifyError};
-use crate::store::NewNotification;
 
 /// The Alertmanager notifier.
 #[derive(Debug, Clone)]

@@ -9,9 +9,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::alert::model::SubscriptionType;
+use crate::check::model::SubscriptionType;
+use crate::check::NewNotification;
 use crate::notify::{Notifier, NotifyConfig, NotifyError, SmtpConfig};
-use crate::store::NewNotification;
 
 /// The email notifier.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ impl EmailNotifier {
             let when = jiff::Timestamp::from_millisecond(a.timestamp)
                 .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_default();
-            let th = |t: &Option<crate::alert::model::Threshold>| {
+            let th = |t: &Option<crate::check::model::Threshold>| {
                 t.as_ref().map_or(String::new(), |t| t.text.clone())
             };
             rows.push_str(&format!(

@@ -4,9 +4,9 @@
 
 use serde_json::json;
 
-use crate::alert::model::SubscriptionType;
+use crate::check::model::SubscriptionType;
+use crate::check::NewNotification;
 use crate::notify::{expect_success, Notifier, NotifyConfig, NotifyError};
-use crate::store::NewNotification;
 
 /// The HTTP notifier.
 #[derive(Debug, Clone)]
@@ -28,7 +28,7 @@ impl HttpNotifier {
     /// from/until in the preview included).
     pub fn payload(&self, n: &NewNotification) -> serde_json::Value {
         let c = &n.check;
-        let t = |x: &Option<crate::alert::model::Threshold>| {
+        let t = |x: &Option<crate::check::model::Threshold>| {
             x.as_ref().map_or("0".to_string(), |t| t.text.clone())
         };
         let preview = format!(

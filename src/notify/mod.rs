@@ -13,15 +13,14 @@ pub mod http;
 pub mod netpolicy;
 pub mod outbox;
 pub mod pagerduty;
-pub mod schedule;
 pub mod slack;
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::alert::model::SubscriptionType;
-use crate::store::NewNotification;
+use crate::check::model::SubscriptionType;
+use crate::check::NewNotification;
 
 /// A delivery failure.
 #[derive(Debug, thiserror::Error)]
@@ -286,7 +285,7 @@ impl Notifiers {
     /// The URL a subscription's own target makes carbonwatch call, for the
     /// types whose target is one (URLs from `[notify]` are the operator's
     /// and not subject to the test endpoint's network policy).
-    pub fn target_url<'a>(&self, sub: &'a crate::alert::model::Subscription) -> Option<&'a str> {
+    pub fn target_url<'a>(&self, sub: &'a crate::check::model::Subscription) -> Option<&'a str> {
         let t = sub.target.trim();
         let url = match sub.kind {
             SubscriptionType::Http => self.http.uses_target(),
@@ -325,8 +324,8 @@ async fn expect_success(resp: reqwest::Response) -> Result<(), NotifyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::model::{Alert, AlertType, Check, Subscription, Threshold};
-    use crate::store::{NewNotification, NotificationKind};
+    use crate::check::model::{Alert, AlertType, Check, Subscription, Threshold};
+    use crate::check::{NewNotification, NotificationKind};
 
     fn notification(kind: SubscriptionType, target: &str, state: AlertType) -> NewNotification {
         let mut check: Check = serde_json::from_value(serde_json::json!({

@@ -24,8 +24,8 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::check::{Notification, NotificationKind, NotificationSink, NotificationStatus, Store};
 use crate::notify::{Notifiers, NotifyConfig};
-use crate::store::{Notification, NotificationKind, NotificationStatus, Store};
 
 /// Outbox counters.
 #[derive(Debug, Default)]
@@ -57,6 +57,26 @@ struct Lane {
 fn destination(n: &Notification) -> String {
     let s = &n.body.subscription;
     format!("{}\u{0}{}", s.kind.as_str(), s.target)
+}
+
+/// The outbox's front door: the store writer offers each notification it
+/// committed here, for delivery without waiting for the next poll.
+#[derive(Debug, Clone)]
+pub struct Inbox(mpsc::Sender<Notification>);
+
+impl Inbox {
+    /// An inbox holding up to `capacity` notifications, and the end that
+    /// [`Outbox::run`] reads.
+    pub fn bounded(capacity: usize) -> (Inbox, mpsc::Receiver<Notification>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (Inbox(tx), rx)
+    }
+}
+
+impl NotificationSink for Inbox {
+    fn offer(&self, n: Notification) -> Result<(), Notification> {
+        self.0.try_send(n).map_err(|e| e.into_inner())
+    }
 }
 
 /// The delivery worker.

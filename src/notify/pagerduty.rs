@@ -5,9 +5,9 @@
 
 use serde_json::json;
 
-use crate::alert::model::{AlertType, SubscriptionType};
+use crate::check::model::{AlertType, SubscriptionType};
+use crate::check::NewNotification;
 use crate::notify::{expect_success, Notifier, NotifyConfig, NotifyError};
-use crate::store::NewNotification;
 
 /// The PagerDuty notifier.
 #[derive(Debug, Clone)]

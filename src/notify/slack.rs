@@ -5,9 +5,9 @@
 
 use serde_json::json;
 
-use crate::alert::model::SubscriptionType;
+use crate::check::model::SubscriptionType;
+use crate::check::NewNotification;
 use crate::notify::{expect_success, Notifier, NotifyConfig, NotifyError};
-use crate::store::NewNotification;
 
 /// The Slack notifier.
 #[derive(Debug, Clone)]

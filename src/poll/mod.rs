@@ -24,8 +24,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alert::engine::AlertHandle;
-use crate::alert::model::Check;
+use crate::alert::{AlertHandle, PollFailure};
+use crate::check::model::Check;
 pub use render::{RenderClient, RenderError};
 
 /// `[graphite]`: the render API the poller reads. Seyren's `GRAPHITE_*`
@@ -249,7 +249,9 @@ impl Poller {
             .map_err(|e| {
                 self.stats.errors.fetch_add(1, Relaxed);
                 tracing::warn!(check = %check.name, error = %e, "Polling Graphite failed.");
-                e.to_string()
+                PollFailure {
+                    message: e.to_string(),
+                }
             });
         if self.alerts.polled(&check.id, result).await.is_err() {
             tracing::debug!("The engine has stopped; dropping a poll result.");

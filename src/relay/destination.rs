@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::codec::{line, pickle};
-use crate::config::{RelayConfig, WhenFull};
 use crate::relay::queue::{Batch, BatchQueue};
 use crate::relay::spool::{Spool, SpoolError, SpoolLimits};
+use crate::relay::{RelayConfig, WhenFull};
 use crate::route::{DestinationSpec, Protocol};
 
 /// Counters of one destination.

@@ -11,10 +11,13 @@
 //! The routing [`Table`] is swapped atomically on reload; destinations whose
 //! address and protocol did not change keep their queue and connections.
 
+pub mod answers;
+mod config;
 pub mod destination;
 pub mod queue;
 pub mod selfmetrics;
 pub mod spool;
+pub mod tap;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,11 +27,11 @@ use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use tokio_util::task::TaskTracker;
 
-use crate::alert::tap::{AlertFlush, AlertTap, Key, TapCache};
 use crate::codec::Metric;
-use crate::config::{Config, RelayConfig, WhenFull};
+use crate::relay::tap::{AlertFlush, AlertTap, Key, TapCache};
 use crate::route::{DestinationSpec, Router, Routes};
 use crate::stats::{DropReason, LocalCounts, Stats};
+pub use config::{RelayConfig, StatsConfig, WhenFull};
 pub use destination::Destination;
 pub use queue::{Batch, BatchQueue};
 
@@ -64,23 +67,28 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Builds destinations for `config` and starts their writers. Every
+    /// Builds destinations for `router` and starts their writers. Every
     /// parsed metric is also offered to `tap`, if given.
-    pub fn start(config: &Config, stats: Arc<Stats>, tap: Option<Arc<AlertTap>>) -> Arc<Relay> {
+    pub fn start(
+        router: &Router,
+        cfg: &RelayConfig,
+        stats: Arc<Stats>,
+        tap: Option<Arc<AlertTap>>,
+    ) -> Arc<Relay> {
         let relay = Arc::new(Relay {
             table: ArcSwap::from_pointee(Table {
                 router: Router::default(),
                 dests: Vec::new(),
             }),
             stats,
-            relay_cfg: Mutex::new(config.relay.clone()),
+            relay_cfg: Mutex::new(cfg.clone()),
             retired: Mutex::new(Vec::new()),
             writers: TaskTracker::new(),
             syncers: TaskTracker::new(),
             tap,
             spool_total: Arc::default(),
         });
-        relay.reload(config);
+        relay.reload(router, cfg);
         relay
     }
 
@@ -94,34 +102,29 @@ impl Relay {
         self.table().dests.clone()
     }
 
-    /// Installs the routes and clusters of `config`. Destinations that keep
+    /// Installs `router`'s routes and clusters. Destinations that keep
     /// their address and protocol keep their queue and connections; new
     /// ones start; removed ones drain what they hold and stop.
-    pub fn reload(&self, config: &Config) {
+    pub fn reload(&self, router: &Router, cfg: &RelayConfig) {
         let old = self.table();
         let mut by_spec: HashMap<DestinationSpec, Arc<Destination>> = old
             .dests
             .iter()
             .map(|d| (d.spec.clone(), d.clone()))
             .collect();
-        *self.relay_cfg.lock().unwrap_or_else(|p| p.into_inner()) = config.relay.clone();
-        let mut dests = Vec::with_capacity(config.router.destinations.len());
-        for spec in &config.router.destinations {
+        *self.relay_cfg.lock().unwrap_or_else(|p| p.into_inner()) = cfg.clone();
+        let mut dests = Vec::with_capacity(router.destinations.len());
+        for spec in &router.destinations {
             let dest = match by_spec.remove(spec) {
                 Some(d) => d,
                 None => {
-                    let d = Arc::new(Destination::new(
-                        spec.clone(),
-                        &config.relay,
-                        &self.spool_total,
-                    ));
+                    let d = Arc::new(Destination::new(spec.clone(), cfg, &self.spool_total));
                     d.spawn_spool_syncer(
                         &self.syncers,
-                        Duration::from_millis(config.relay.spool_fsync_interval_ms),
+                        Duration::from_millis(cfg.spool_fsync_interval_ms),
                     );
-                    for _ in 0..config.relay.connections_per_destination.max(1) {
-                        self.writers
-                            .spawn(d.clone().run_writer(config.relay.clone()));
+                    for _ in 0..cfg.connections_per_destination.max(1) {
+                        self.writers.spawn(d.clone().run_writer(cfg.clone()));
                     }
                     d
                 }
@@ -129,7 +132,7 @@ impl Relay {
             dests.push(dest);
         }
         self.table.store(Arc::new(Table {
-            router: config.router.clone(),
+            router: router.clone(),
             dests,
         }));
         for (_, gone) in by_spec {
@@ -221,6 +224,13 @@ impl Relay {
     }
 }
 
+/// Metrics a decoder holds before dispatch while alerting reads ahead.
+const LOOKAHEAD: usize = 8;
+
+/// What [`Dispatcher::prepare`] learnt about a name, for its dispatch.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared(Option<Key>);
+
 /// Routes metrics and batches their lines per destination. One per
 /// connection, so the hot path takes no lock.
 #[derive(Debug)]
@@ -244,33 +254,39 @@ impl Dispatcher {
         self.tap.as_ref().is_some_and(TapCache::live)
     }
 
-    /// Whether alerting would rather see names a few lines ahead of their
-    /// dispatch (see `TapCache::reads_ahead`).
+    /// How many parsed metrics a decoder should hold, each passed to
+    /// [`Dispatcher::prepare`], before it dispatches the first: more than
+    /// one while alerting's cache would rather see names a few lines
+    /// ahead (see `TapCache::reads_ahead`), so the memory they need loads
+    /// meanwhile; one line ahead hid too little of a miss.
     #[inline]
-    pub fn alerting_reads_ahead(&self) -> bool {
-        self.tap.as_ref().is_some_and(TapCache::reads_ahead)
+    pub fn lookahead(&self) -> usize {
+        if self.tap.as_ref().is_some_and(TapCache::reads_ahead) {
+            LOOKAHEAD
+        } else {
+            1
+        }
     }
 
-    /// Tells alerting the name of a point dispatched soon, so its cache
-    /// entry is loading meanwhile (see `TapCache::prefetch`); pass what it
-    /// returns to [`Dispatcher::dispatch_prefetched`].
+    /// Announces a metric dispatched soon; pass what it returns to
+    /// [`Dispatcher::dispatch_prepared`].
     #[inline]
-    pub fn prefetch(&self, name: &str) -> Option<Key> {
-        self.tap.as_ref().and_then(|tap| tap.prefetch(name))
+    pub fn prepare(&self, name: &str) -> Prepared {
+        Prepared(self.tap.as_ref().and_then(|tap| tap.prefetch(name)))
     }
 
     /// Routes one metric. Returns true when a pending batch is large enough
     /// that the caller should flush.
     #[inline]
     pub fn dispatch(&mut self, m: &Metric<'_>) -> bool {
-        self.dispatch_prefetched(m, None)
+        self.dispatch_prepared(m, Prepared(None))
     }
 
     /// [`Dispatcher::dispatch`] for a metric whose name was given to
-    /// [`Dispatcher::prefetch`], with what it returned.
-    pub fn dispatch_prefetched(&mut self, m: &Metric<'_>, key: Option<Key>) -> bool {
+    /// [`Dispatcher::prepare`], with what it returned.
+    pub fn dispatch_prepared(&mut self, m: &Metric<'_>, prepared: Prepared) -> bool {
         if let Some(tap) = &mut self.tap {
-            tap.offer(&m.name, key, m.value);
+            tap.offer(&m.name, prepared.0, m.value);
         }
         let table = &self.table;
         let healthy = |d: usize| table.dests[d].is_healthy();
@@ -427,15 +443,18 @@ impl Dispatcher {
         self.refresh();
     }
 
-    /// Whether points for alerting wait in this dispatcher.
-    pub fn alert_points_pending(&self) -> bool {
+    /// Whether this dispatcher holds something back until its input
+    /// pauses: a reader that sees this asks for more even with nothing
+    /// ready yet, to call [`Dispatcher::on_idle`] when nothing comes.
+    #[inline]
+    pub fn holds_back(&self) -> bool {
         self.tap.as_ref().is_some_and(TapCache::has_pending)
     }
 
-    /// Hands every waiting point to alerting now. A TCP reader calls this
-    /// when its client pauses; [`Dispatcher::flush`] holds small batches
-    /// back while reads keep coming.
-    pub fn flush_alerts(&mut self) {
+    /// The input paused (a read found nothing): hand over what was held
+    /// back. [`Dispatcher::flush`] holds alerting's small batches back
+    /// while reads keep coming, since each hand-over may wake the engine.
+    pub fn on_idle(&mut self) {
         if let Some(tap) = &mut self.tap {
             tap.flush(AlertFlush::All);
         }

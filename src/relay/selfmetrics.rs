@@ -23,8 +23,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{Metric, ParseOptions, Reject};
-use crate::config::StatsConfig;
 use crate::relay::Relay;
+use crate::relay::StatsConfig;
 use crate::stats::DropReason;
 
 /// The prefix with `{host}` filled in (dots in the host name become `_`).

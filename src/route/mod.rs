@@ -10,6 +10,7 @@
 pub mod cluster;
 pub mod glob;
 pub mod hash;
+pub mod index;
 
 use std::borrow::Cow;
 

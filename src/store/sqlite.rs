@@ -15,9 +15,9 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::alert::eval::SeriesState;
-use crate::alert::model::{Alert, AlertType, Check};
-use crate::store::{Batch, NewNotification, Notification, NotificationStatus, Store, StoreError};
+use crate::check::model::{Alert, AlertType, Check};
+use crate::check::SeriesState;
+use crate::check::{Changes, NewNotification, Notification, NotificationStatus, Store, StoreError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checks (
@@ -159,6 +159,12 @@ fn status_str(s: NotificationStatus) -> &'static str {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(Box::new(e))
+    }
+}
+
 fn map_unique(e: rusqlite::Error, name: &str) -> StoreError {
     match &e {
         rusqlite::Error::SqliteFailure(f, _)
@@ -166,7 +172,7 @@ fn map_unique(e: rusqlite::Error, name: &str) -> StoreError {
         {
             StoreError::DuplicateName(name.to_string())
         }
-        _ => StoreError::Db(e),
+        _ => StoreError::from(e),
     }
 }
 
@@ -250,7 +256,7 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    fn commit(&self, batch: &Batch) -> Result<Vec<Notification>, StoreError> {
+    fn commit(&self, batch: &Changes) -> Result<Vec<Notification>, StoreError> {
         let now = crate::unix_now_ms();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -495,8 +501,8 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::model::Subscription;
-    use crate::store::NotificationKind;
+    use crate::check::model::Subscription;
+    use crate::check::NotificationKind;
 
     fn check(id: &str, name: &str) -> Check {
         let mut c: Check = serde_json::from_value(serde_json::json!({"name": name, "target": "a.*", "warn": 1, "error": 2, "enabled": true, "live": true})).unwrap();
@@ -544,7 +550,7 @@ mod tests {
             serde_json::json!({"type": "HTTP", "target": "http://x", "enabled": true}),
         )
         .unwrap();
-        let batch = Batch {
+        let batch = Changes {
             series: vec![("c".into(), "a.b".into(), SeriesState::new(5))],
             alerts: (0..5).map(|i| alert(&format!("a{i}"), "c", i)).collect(),
             check_states: vec![("c".into(), AlertType::Error, 99)],
@@ -555,7 +561,7 @@ mod tests {
                 alerts: vec![alert("a4", "c", 4)],
                 not_before_ms: 0,
             }],
-            ..Batch::default()
+            ..Changes::default()
         };
         let created = s.commit(&batch).unwrap();
         assert_eq!(created.len(), 1, "due now, so handed over claimed");
@@ -610,9 +616,9 @@ mod tests {
                 not_before_ms: 0,
             };
             let id = s
-                .commit(&Batch {
+                .commit(&Changes {
                     notifications: vec![n],
-                    ..Batch::default()
+                    ..Changes::default()
                 })
                 .unwrap()[0]
                 .id;

@@ -10,15 +10,18 @@
 //! failure is not "no data" but EXCEPTION, with an alert row on the way in
 //! and on the way out so that it can notify.
 
-use super::{alert, Engine, Slot};
+use super::observe::alert;
+use super::Engine;
 use crate::alert::eval::Transition;
-use crate::alert::model::AlertType;
+use crate::alert::PollFailure;
+use crate::check::model::AlertType;
+use crate::route::index::Slot;
 
 impl Engine {
     pub(super) fn apply_poll(
         &mut self,
         id: &str,
-        result: Result<Vec<(String, Option<f64>)>, String>,
+        result: Result<Vec<(String, Option<f64>)>, PollFailure>,
     ) {
         let Some(&slot) = self.by_id.get(id) else {
             return;
@@ -34,7 +37,7 @@ impl Engine {
         self.touched.push(slot);
         let values = match result {
             Ok(v) => v,
-            Err(why) => {
+            Err(PollFailure { message: why }) => {
                 if rt.exception.is_none() {
                     let from = rt.state();
                     rt.exception = Some(why);

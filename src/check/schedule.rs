@@ -7,7 +7,7 @@
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use crate::alert::model::{Alert, AlertType, Subscription};
+use crate::check::model::{Alert, AlertType, Subscription};
 
 /// Whether `sub` reports a change to `to`.
 pub fn wants(sub: &Subscription, to: AlertType) -> bool {

@@ -4,12 +4,14 @@
 //! a real Alertmanager (Debian's prometheus-alertmanager); state and the
 //! outbox survive a restart.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod engine;
 
 use std::time::Duration;
 
-use carbonwatch::alert::model::AlertType;
 use carbonwatch::app::App;
+use carbonwatch::check::AlertType;
 use carbonwatch::config::Config;
 use common::{wait_until, Hook, Sink};
 use tokio::io::AsyncWriteExt;
@@ -115,6 +117,7 @@ async fn a_breach_on_the_stream_notifies_with_seyrens_payload() {
     let handle = app.alerts.clone().unwrap();
     assert_eq!(
         handle
+            .engine
             .tap
             .points_sent
             .load(std::sync::atomic::Ordering::Relaxed),
@@ -152,7 +155,7 @@ async fn alert_rows_only_on_real_changes_and_per_series_state() {
     assert_eq!(bodies.len(), 4);
     let (rows, total) = alerts.store.alerts(None, 0, 0).unwrap();
     assert_eq!(total, 4, "{rows:?}");
-    let checks = alerts.checks().await.unwrap();
+    let checks = alerts.engine.checks().await.unwrap();
     assert_eq!(checks[0].state, AlertType::Ok);
     app.shutdown().await;
 }
@@ -318,13 +321,13 @@ async fn a_restart_neither_repeats_nor_loses_notifications() {
     assert!(
         counts
             .iter()
-            .any(|(s, n)| *s == carbonwatch::store::NotificationStatus::Delivered && *n == 2),
+            .any(|(s, n)| *s == carbonwatch::check::NotificationStatus::Delivered && *n == 2),
         "{counts:?}"
     );
     assert!(
         counts
             .iter()
-            .any(|(s, n)| *s == carbonwatch::store::NotificationStatus::Pending && *n == 0),
+            .any(|(s, n)| *s == carbonwatch::check::NotificationStatus::Pending && *n == 0),
         "{counts:?}"
     );
     app.shutdown().await;
@@ -438,6 +441,7 @@ async fn reload_adds_changes_and_removes_checks_from_the_file() {
     app.reload(&path).await.unwrap();
     let handle = app.alerts.clone().unwrap();
     let names: Vec<String> = handle
+        .engine
         .checks()
         .await
         .unwrap()

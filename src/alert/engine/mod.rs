@@ -1,0 +1,428 @@
+//! The alert engine: one task that owns every live check's series states.
+//!
+//! It takes batches of points from the [`tap`](crate::relay::tap),
+//! evaluates each against the checks whose glob matches the name
+//! ([`observe`]), and every `tick_ms` advances time for `for`, `window`,
+//! `noDataAfter` and `repeatEvery`. What one step changes (alert rows,
+//! series and check states, notifications) leaves as one [`Changes`] on
+//! the bounded queue the engine was given; whoever holds the other end (the
+//! store writer) commits it in one transaction. If alerting falls behind,
+//! the engine waits on that queue, the tap's queue fills, and the tap drops
+//! and counts points; forwarding never waits.
+//!
+//! Polled checks get their values from the [`poll`](crate::poll) stage
+//! through the command queue; [`polled`] applies them with the same series
+//! state machine.
+
+mod observe;
+mod polled;
+mod start;
+
+pub use start::start;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use rustc_hash::FxHashMap;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::alert::eval::check_state;
+use crate::alert::handle::Command;
+use crate::alert::{validate, AlertingConfig, CheckError};
+use crate::check::{
+    new_id, Alert, AlertType, Changes, Check, NotificationKind, SeriesState, Store,
+};
+use crate::relay::tap::{AlertTap, Points};
+use crate::route::index::{PatternIndex, Slot};
+use observe::queue_notifications;
+
+/// Milliseconds since the epoch from tokio's clock, so tests can pause and
+/// advance time and the engine sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base_wall_ms: i64,
+    base: tokio::time::Instant,
+}
+
+impl Clock {
+    /// Starts now.
+    pub fn new() -> Self {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Clock {
+            base_wall_ms: wall,
+            base: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Now, in epoch milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.base_wall_ms + self.base.elapsed().as_millis() as i64
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// Engine counters.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Points evaluated (a point matching two checks counts twice).
+    pub evaluations: AtomicU64,
+    /// Committed series state changes.
+    pub transitions: AtomicU64,
+    /// Series tracked now.
+    pub series: AtomicU64,
+    /// New series refused by `max_series_per_check`.
+    pub series_refused: AtomicU64,
+}
+
+/// One charted series' values.
+type History = std::collections::VecDeque<(i64, f64)>;
+
+/// Series per check whose recent values are kept for the UI's chart.
+pub const CHART_SERIES: usize = 8;
+/// Values kept per charted series.
+const CHART_POINTS: usize = 240;
+
+pub(crate) struct CheckRt {
+    check: Check,
+    series: FxHashMap<Box<str>, SeriesState>,
+    counts: [usize; 5],
+    /// Why the last poll failed; the check is EXCEPTION while set.
+    exception: Option<String>,
+    /// Recent values of the first few series, for the UI's chart.
+    recent: Vec<(Box<str>, History)>,
+    /// A polled check's state from its last run: the worst over the
+    /// series that had data in it (Seyren's rule), not over every series
+    /// ever seen.
+    poll_state: Option<AlertType>,
+}
+
+impl CheckRt {
+    fn new(check: Check) -> Self {
+        CheckRt {
+            check,
+            series: FxHashMap::default(),
+            counts: [0; 5],
+            exception: None,
+            poll_state: None,
+            recent: Vec::new(),
+        }
+    }
+
+    /// The check's state now.
+    fn state(&self) -> AlertType {
+        if self.exception.is_some() {
+            AlertType::Exception
+        } else if let Some(s) = self.poll_state {
+            s
+        } else {
+            check_state(&self.counts, self.check.allow_no_data)
+        }
+    }
+
+    fn needs_tick(&self) -> bool {
+        let c = &self.check;
+        c.for_.is_some()
+            || c.window.is_some()
+            || c.no_data_after.is_some()
+            || c.repeat_every.is_some()
+    }
+}
+
+pub(crate) struct Engine {
+    slots: Vec<Option<CheckRt>>,
+    /// Empty entries of `slots`, reused before the vector grows; a scan
+    /// for one made loading 100,000 checks quadratic.
+    free_slots: Vec<Slot>,
+    by_id: HashMap<String, Slot>,
+    index: Arc<PatternIndex>,
+    names: FxHashMap<Box<str>, Box<[Slot]>>,
+    tap: Arc<AlertTap>,
+    store: Arc<dyn Store>,
+    /// Where each step's changes go (the store writer).
+    changes: mpsc::Sender<Changes>,
+    clock: Clock,
+    tz: TimeZone,
+    cfg: AlertingConfig,
+    stats: Arc<EngineStats>,
+    batch: Changes,
+    changed: Vec<(Slot, Alert)>,
+    /// Checks evaluated this step without a change, whose `lastCheck`
+    /// and state are still saved.
+    touched: Vec<Slot>,
+    /// Slots of the enabled checks with time-based rules: the only ones a
+    /// tick visits (scanning every check each second cost milliseconds
+    /// and the cache's contents with 100,000 checks).
+    ticking: Vec<Slot>,
+    /// Evaluations not yet added to `stats` (once per step, not per point).
+    evaluations: u64,
+    /// The slots matching the name being evaluated (reused).
+    matching: Vec<Slot>,
+    checks_tx: watch::Sender<Arc<Vec<Check>>>,
+}
+
+impl Engine {
+    /// The running check with `id`.
+    fn rt(&self, id: &str) -> Option<&CheckRt> {
+        self.by_id
+            .get(id)
+            .and_then(|&s| self.slots[s as usize].as_ref())
+    }
+
+    fn insert(&mut self, check: Check) -> Slot {
+        if let Some(&slot) = self.by_id.get(&check.id) {
+            let rt = self.slots[slot as usize]
+                .as_mut()
+                .expect("slot of a known id");
+            let target_changed = rt.check.target != check.target;
+            rt.check = check;
+            if target_changed {
+                self.stats.series.fetch_sub(rt.series.len() as u64, Relaxed);
+                for name in rt.series.keys() {
+                    self.batch
+                        .forget_series
+                        .push((rt.check.id.clone(), name.to_string()));
+                }
+                rt.series.clear();
+                rt.recent.clear();
+                rt.counts = [0; 5];
+            }
+            return slot;
+        }
+        let id = check.id.clone();
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(CheckRt::new(check));
+                slot
+            }
+            None => {
+                self.slots.push(Some(CheckRt::new(check)));
+                (self.slots.len() - 1) as Slot
+            }
+        };
+        self.by_id.insert(id, slot);
+        slot
+    }
+
+    fn rebuild_index(&mut self) {
+        self.ticking = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.as_ref()
+                    .is_some_and(|rt| rt.check.enabled && rt.needs_tick())
+            })
+            .map(|(i, _)| i as Slot)
+            .collect();
+        let generation = self.index.generation() + 1;
+        let live = self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.as_ref()
+                .filter(|rt| rt.check.enabled && rt.check.live)
+                .map(|rt| (i as Slot, rt.check.target.as_str()))
+        });
+        let (index, errors) = PatternIndex::build(live, generation);
+        for (slot, e) in errors {
+            tracing::warn!(slot, error = %e, "A live check's target is not a valid glob; it is skipped.");
+        }
+        self.index = Arc::new(index);
+        self.names.clear();
+        self.tap.publish(self.index.clone());
+        let checks: Vec<Check> = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|rt| rt.check.clone())
+            .collect();
+        self.checks_tx.send_replace(Arc::new(checks));
+    }
+
+    async fn run(
+        mut self,
+        mut points: mpsc::Receiver<Points>,
+        mut commands: mpsc::Receiver<Command>,
+        token: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(self.cfg.tick_ms.max(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                Some(batch) = points.recv() => {
+                    let now = self.clock.now_ms();
+                    for (name, value) in batch.iter() {
+                        self.evaluate(name, value, now);
+                    }
+                    // Take whatever else is already queued in the same step.
+                    while let Ok(batch) = points.try_recv() {
+                        for (name, value) in batch.iter() {
+                            self.evaluate(name, value, now);
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = self.clock.now_ms();
+                    self.tick(now);
+                }
+                Some(cmd) = commands.recv() => self.command(cmd).await,
+            }
+            self.finish_step().await;
+        }
+        self.finish_step().await;
+    }
+
+    /// Turns this step's changes into check states and notifications, and
+    /// hands everything to the store writer.
+    async fn finish_step(&mut self) {
+        self.stats
+            .evaluations
+            .fetch_add(std::mem::take(&mut self.evaluations), Relaxed);
+        let touched = std::mem::take(&mut self.touched);
+        if !touched.is_empty() {
+            let now = self.clock.now_ms();
+            for slot in touched {
+                let in_changed = self.changed.iter().any(|(s, _)| *s == slot);
+                let Some(rt) = self.slots[slot as usize].as_mut().filter(|_| !in_changed) else {
+                    continue;
+                };
+                rt.check.state = rt.state();
+                self.batch
+                    .check_states
+                    .push((rt.check.id.clone(), rt.check.state, now));
+            }
+        }
+        if !self.changed.is_empty() {
+            let now = self.clock.now_ms();
+            let mut changed = std::mem::take(&mut self.changed);
+            changed.sort_by_key(|(slot, _)| *slot);
+            for group in changed.chunk_by(|a, b| a.0 == b.0) {
+                let Some(rt) = self.slots[group[0].0 as usize].as_mut() else {
+                    continue;
+                };
+                let state = rt.state();
+                rt.check.state = state;
+                rt.check.last_check = Some(now);
+                self.batch
+                    .check_states
+                    .push((rt.check.id.clone(), state, now));
+                let alerts: Vec<Alert> = group.iter().map(|(_, a)| a.clone()).collect();
+                queue_notifications(
+                    &rt.check,
+                    &alerts,
+                    NotificationKind::Change,
+                    now,
+                    &self.tz,
+                    &mut self.batch,
+                );
+            }
+        }
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            // Waiting here is the engine's backpressure; the data path
+            // only ever try_sends to the engine.
+            if self.changes.send(batch).await.is_err() {
+                tracing::error!("The store writer has stopped; alert state is not being saved.");
+            }
+        }
+    }
+
+    async fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Upsert(check, reply) => {
+                let mut check = *check;
+                let result = async {
+                    validate(&check)?;
+                    if check.id.is_empty() {
+                        check.id = new_id();
+                    }
+                    for s in check.subscriptions.iter_mut().filter(|s| s.id.is_empty()) {
+                        s.id = new_id();
+                    }
+                    if let Some(rt) = self.rt(&check.id) {
+                        // State is the engine's to set, unless a client sets it.
+                        if check.last_check.is_none() {
+                            check.last_check = rt.check.last_check;
+                        }
+                    }
+                    let store = self.store.clone();
+                    let c = check.clone();
+                    tokio::task::spawn_blocking(move || store.put_check(&c))
+                        .await
+                        .map_err(|_| CheckError::Stopped)??;
+                    self.insert(check.clone());
+                    self.rebuild_index();
+                    Ok(check)
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+            Command::Delete(id, reply) => {
+                let store = self.store.clone();
+                let i = id.clone();
+                let result = tokio::task::spawn_blocking(move || store.delete_check(&i))
+                    .await
+                    .map_err(|_| CheckError::Stopped);
+                let result = match result {
+                    Ok(Ok(found)) => {
+                        if let Some(slot) = self.by_id.remove(&id) {
+                            if let Some(rt) = self.slots[slot as usize].take() {
+                                self.stats.series.fetch_sub(rt.series.len() as u64, Relaxed);
+                            }
+                            self.free_slots.push(slot);
+                            self.rebuild_index();
+                        }
+                        Ok(found)
+                    }
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(result);
+            }
+            Command::List(reply) => {
+                let _ = reply.send(
+                    self.slots
+                        .iter()
+                        .flatten()
+                        .map(|rt| rt.check.clone())
+                        .collect(),
+                );
+            }
+            Command::Polled(id, result) => self.apply_poll(&id, result),
+            Command::Recent(id, reply) => {
+                let recent = self
+                    .rt(&id)
+                    .map(|rt| {
+                        rt.recent
+                            .iter()
+                            .map(|(n, p)| (n.to_string(), p.iter().copied().collect()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let _ = reply.send(recent);
+            }
+            Command::Seed(id, values) => self.apply_seed(&id, values),
+            Command::Series(id, reply) => {
+                let series = self
+                    .rt(&id)
+                    .map(|rt| {
+                        rt.series
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let _ = reply.send(series);
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! One point, one tick: the per-series state machine applied to the
+//! checks that match, and the alert rows and notifications a change makes.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use jiff::tz::TimeZone;
+
+use super::{CheckRt, Engine, History, CHART_POINTS, CHART_SERIES};
+use crate::alert::eval::Transition;
+use crate::check::{
+    new_id, schedule, Alert, AlertType, Changes, Check, NewNotification, NotificationKind,
+    SeriesState,
+};
+use crate::route::index::Slot;
+
+impl Engine {
+    pub(super) fn evaluate(&mut self, name: &str, value: f64, now: i64) {
+        let mut matching = std::mem::take(&mut self.matching);
+        matching.clear();
+        match self.names.get(name) {
+            Some(s) => matching.extend_from_slice(s),
+            None => {
+                self.index.matches(name, &mut matching);
+                if self.names.len() >= self.cfg.max_cached_names {
+                    self.names.clear();
+                }
+                self.names.insert(name.into(), matching.as_slice().into());
+            }
+        }
+        for &slot in &matching {
+            self.observe(slot, name, value, now, true);
+        }
+        self.matching = matching;
+    }
+
+    /// One value for one series of the check in `slot`. `live` marks the
+    /// series as updated by the stream. Returns the series' state after.
+    pub(super) fn observe(
+        &mut self,
+        slot: Slot,
+        name: &str,
+        value: f64,
+        now: i64,
+        live: bool,
+    ) -> Option<AlertType> {
+        let rt = self.slots.get_mut(slot as usize).and_then(Option::as_mut)?;
+        self.evaluations += 1;
+        rt.check.last_check = Some(now);
+        let series = match rt.series.get_mut(name) {
+            Some(series) => series,
+            None => {
+                if rt.series.len() >= self.cfg.max_series_per_check {
+                    self.stats.series_refused.fetch_add(1, Relaxed);
+                    return None;
+                }
+                rt.counts[AlertType::Ok as usize] += 1;
+                self.stats.series.fetch_add(1, Relaxed);
+                rt.series
+                    .entry(name.into())
+                    .or_insert(SeriesState::new(now))
+            }
+        };
+        // The first few series seen are charted (their slot is kept on the
+        // series, so the rest cost no search).
+        if series.chart.is_none() && rt.recent.len() < CHART_SERIES {
+            series.chart = Some(rt.recent.len() as u8);
+            rt.recent.push((name.into(), History::default()));
+        }
+        if let Some(i) = series.chart {
+            let points = &mut rt.recent[i as usize].1;
+            if points.len() == CHART_POINTS {
+                points.pop_front();
+            }
+            points.push_back((now, value));
+        }
+        series.live_seen |= live;
+        let changed = series.observe(&rt.check, value, now);
+        let state = series.state;
+        if let Some(t) = changed {
+            series.last_notified_ms = Some(now);
+            let saved = series.clone();
+            Self::transition(
+                rt,
+                name,
+                t,
+                now,
+                saved,
+                &mut self.batch,
+                &mut self.changed,
+                slot,
+            );
+            self.stats.transitions.fetch_add(1, Relaxed);
+        }
+        Some(state)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn transition(
+        rt: &mut CheckRt,
+        name: &str,
+        t: Transition,
+        now: i64,
+        saved: SeriesState,
+        batch: &mut Changes,
+        changed: &mut Vec<(Slot, Alert)>,
+        slot: Slot,
+    ) {
+        rt.counts[t.from as usize] -= 1;
+        rt.counts[t.to as usize] += 1;
+        let alert = alert(&rt.check, name, t, now);
+        batch
+            .series
+            .push((rt.check.id.clone(), name.to_string(), saved));
+        batch.alerts.push(alert.clone());
+        changed.push((slot, alert));
+    }
+
+    pub(super) fn tick(&mut self, now: i64) {
+        for &slot in &self.ticking {
+            let Some(rt) = self.slots[slot as usize].as_mut() else {
+                continue;
+            };
+            let names: Vec<Box<str>> = rt.series.keys().cloned().collect();
+            for name in names {
+                let series = rt.series.get_mut(&name).expect("key from the map");
+                if let Some(t) = series.tick(&rt.check, now) {
+                    series.last_notified_ms = Some(now);
+                    let saved = series.clone();
+                    Self::transition(
+                        rt,
+                        &name,
+                        t,
+                        now,
+                        saved,
+                        &mut self.batch,
+                        &mut self.changed,
+                        slot,
+                    );
+                    self.stats.transitions.fetch_add(1, Relaxed);
+                } else if series.reminder_due(&rt.check, now) {
+                    let saved = series.clone();
+                    self.batch
+                        .series
+                        .push((rt.check.id.clone(), name.to_string(), saved.clone()));
+                    // A reminder reports the unchanged state: from == to.
+                    let still = Transition {
+                        from: saved.state,
+                        to: saved.state,
+                        value: saved.value,
+                    };
+                    let reminder = alert(&rt.check, &name, still, now);
+                    queue_notifications(
+                        &rt.check,
+                        &[reminder],
+                        NotificationKind::Reminder,
+                        now,
+                        &self.tz,
+                        &mut self.batch,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The alert record of one series' change, with the check's thresholds
+/// of the moment.
+pub(super) fn alert(check: &Check, series: &str, t: Transition, now: i64) -> Alert {
+    Alert {
+        id: new_id(),
+        check_id: check.id.clone(),
+        value: t.value,
+        target: series.to_string(),
+        warn: check.warn.clone(),
+        error: check.error.clone(),
+        from_type: t.from,
+        to_type: t.to,
+        timestamp: now,
+    }
+}
+
+/// Queues one notification per subscription that wants any of `alerts`,
+/// deferred to the next open window and past any mute.
+pub(super) fn queue_notifications(
+    check: &Check,
+    alerts: &[Alert],
+    kind: NotificationKind,
+    now: i64,
+    tz: &TimeZone,
+    batch: &mut Changes,
+) {
+    for sub in &check.subscriptions {
+        let wanted = schedule::filter(sub, alerts);
+        if wanted.is_empty() {
+            continue;
+        }
+        let earliest = check.muted_until.map_or(now, |m| m.max(now));
+        let Some(not_before_ms) = schedule::next_open(sub, earliest, tz) else {
+            tracing::warn!(check = %check.name, subscription = %sub.id, "Subscription has no open day or time; nothing sent.");
+            continue;
+        };
+        batch.notifications.push(NewNotification {
+            kind,
+            check: check.clone(),
+            subscription: sub.clone(),
+            alerts: wanted,
+            not_before_ms,
+        });
+    }
+}

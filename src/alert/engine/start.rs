@@ -1,0 +1,116 @@
+//! Start-up: the checks from the file merged with the stored ones, the
+//! saved series states restored, and the engine task spawned.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use rustc_hash::FxHashMap;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Clock, Engine, EngineStats};
+use crate::alert::{AlertHandle, AlertingConfig, CheckError};
+use crate::check::{Changes, Check, Store, StoreError};
+use crate::relay::tap::AlertTap;
+use crate::route::index::PatternIndex;
+
+/// Starts the engine on `rt`, tracked by `tasks`, with its two ports: the
+/// store it loads from and writes checks to, and `changes`, where each
+/// step's changes go (the caller commits them: see
+/// [`crate::store::writer`]). `tz` is the zone subscription windows are
+/// read in. `config_checks` (with the ids [`crate::config::Config`] gave
+/// them) are upserted first, so state saved by an earlier run is restored
+/// for them too.
+#[allow(clippy::too_many_arguments)]
+pub async fn start(
+    store: Arc<dyn Store>,
+    config_checks: Vec<Check>,
+    cfg: AlertingConfig,
+    tz: TimeZone,
+    changes: mpsc::Sender<Changes>,
+    token: CancellationToken,
+    tasks: &TaskTracker,
+    rt: &tokio::runtime::Handle,
+) -> Result<AlertHandle, CheckError> {
+    let s = store.clone();
+    let (checks, series) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let stored: HashMap<String, Check> = s
+            .load_checks()?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        let mut upserts = Vec::with_capacity(config_checks.len());
+        for mut c in config_checks {
+            if let Some(old) = stored.get(&c.id) {
+                c.state = old.state;
+                c.last_check = old.last_check;
+            }
+            upserts.push(c);
+        }
+        s.put_checks(&upserts)?;
+        Ok((s.load_checks()?, s.load_series()?))
+    })
+    .await
+    .map_err(|_| CheckError::Stopped)??;
+
+    let (points_tx, points_rx) = mpsc::channel(cfg.queue_max_batches.max(1));
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (checks_tx, checks_rx) = watch::channel(Arc::new(Vec::new()));
+    let tap = Arc::new(AlertTap::new(
+        points_tx,
+        cfg.max_cached_names,
+        Duration::from_millis(cfg.batch_max_wait_ms),
+    ));
+    let stats = Arc::new(EngineStats::default());
+    let clock = Clock::new();
+    let mut engine = Engine {
+        slots: Vec::new(),
+        free_slots: Vec::new(),
+        by_id: HashMap::new(),
+        index: Arc::new(PatternIndex::default()),
+        names: FxHashMap::default(),
+        tap: tap.clone(),
+        store: store.clone(),
+        changes,
+        clock,
+        tz,
+        cfg: cfg.clone(),
+        stats: stats.clone(),
+        batch: Changes::default(),
+        changed: Vec::new(),
+        touched: Vec::new(),
+        ticking: Vec::new(),
+        evaluations: 0,
+        matching: Vec::new(),
+        checks_tx,
+    };
+    let now = clock.now_ms();
+    for c in checks {
+        engine.insert(c);
+    }
+    for (check_id, name, mut state) in series {
+        if let Some(&slot) = engine.by_id.get(&check_id) {
+            let rt = engine.slots[slot as usize]
+                .as_mut()
+                .expect("slot of a known id");
+            // Silence is measured from the restart, not from before it.
+            state.last_seen_ms = now;
+            rt.counts[state.state as usize] += 1;
+            rt.series.insert(name.into(), state);
+            stats.series.fetch_add(1, Relaxed);
+        }
+    }
+    engine.rebuild_index();
+
+    tasks.spawn_on(engine.run(points_rx, cmd_rx, token), rt);
+    Ok(AlertHandle {
+        tap,
+        stats,
+        commands: cmd_tx,
+        checks: checks_rx,
+    })
+}

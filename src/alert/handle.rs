@@ -1,0 +1,135 @@
+//! The handle the rest of carbonwatch holds on the engine: requests go in
+//! over a bounded command queue and come back on a oneshot, so the engine
+//! task stays the only owner of its state.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::alert::engine::EngineStats;
+use crate::check::{Check, SeriesState, StoreError};
+use crate::relay::tap::AlertTap;
+
+/// Why a check was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// It does not make sense.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store refused it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine has stopped.
+    #[error("the alert engine has stopped")]
+    Stopped,
+}
+
+/// Why a polled check's run has no values (Graphite's answer or its
+/// absence); the check is EXCEPTION with this message until a run works.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PollFailure {
+    /// What went wrong, as the check page shows it.
+    pub message: String,
+}
+
+pub(crate) enum Command {
+    Upsert(Box<Check>, oneshot::Sender<Result<Check, CheckError>>),
+    Delete(String, oneshot::Sender<Result<bool, CheckError>>),
+    List(oneshot::Sender<Vec<Check>>),
+    Series(String, oneshot::Sender<Vec<(String, SeriesState)>>),
+    Recent(String, oneshot::Sender<Recent>),
+    Polled(String, Result<Vec<(String, Option<f64>)>, PollFailure>),
+    Seed(String, Vec<(String, Option<f64>)>),
+}
+
+/// The handle the rest of carbonwatch holds.
+#[derive(Clone)]
+pub struct AlertHandle {
+    /// For dispatchers.
+    pub tap: Arc<AlertTap>,
+    /// Engine counters.
+    pub stats: Arc<EngineStats>,
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) checks: watch::Receiver<Arc<Vec<Check>>>,
+}
+
+impl std::fmt::Debug for AlertHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertHandle").finish_non_exhaustive()
+    }
+}
+
+impl AlertHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, CheckError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| CheckError::Stopped)?;
+        rx.await.map_err(|_| CheckError::Stopped)
+    }
+
+    /// Creates or replaces a check (a new one gets an id).
+    pub async fn upsert(&self, check: Check) -> Result<Check, CheckError> {
+        self.ask(|tx| Command::Upsert(Box::new(check), tx)).await?
+    }
+
+    /// Deletes a check.
+    pub async fn delete(&self, id: &str) -> Result<bool, CheckError> {
+        self.ask(|tx| Command::Delete(id.to_string(), tx)).await?
+    }
+
+    /// Every check with its current state.
+    pub async fn checks(&self) -> Result<Vec<Check>, CheckError> {
+        self.ask(Command::List).await
+    }
+
+    /// A check's series and their states.
+    pub async fn series(&self, id: &str) -> Result<Vec<(String, SeriesState)>, CheckError> {
+        self.ask(|tx| Command::Series(id.to_string(), tx)).await
+    }
+
+    /// Recent values of a few of the check's series, `(epoch ms, value)`,
+    /// oldest first: what the UI charts for a live check.
+    pub async fn recent(&self, id: &str) -> Result<Recent, CheckError> {
+        self.ask(|tx| Command::Recent(id.to_string(), tx)).await
+    }
+
+    /// Hands a polled check's render result to the engine: each series'
+    /// last non-null value, or why Graphite could not be read.
+    pub async fn polled(
+        &self,
+        id: &str,
+        result: Result<Vec<(String, Option<f64>)>, PollFailure>,
+    ) -> Result<(), CheckError> {
+        self.commands
+            .send(Command::Polled(id.to_string(), result))
+            .await
+            .map_err(|_| CheckError::Stopped)
+    }
+
+    /// Seeds a live check's series that the stream has not updated since
+    /// start-up.
+    pub async fn seed(
+        &self,
+        id: &str,
+        values: Vec<(String, Option<f64>)>,
+    ) -> Result<(), CheckError> {
+        self.commands
+            .send(Command::Seed(id.to_string(), values))
+            .await
+            .map_err(|_| CheckError::Stopped)
+    }
+
+    /// The checks, republished whenever they change.
+    pub fn watch_checks(&self) -> watch::Receiver<Arc<Vec<Check>>> {
+        self.checks.clone()
+    }
+}
+
+/// Recent values per series, `(epoch ms, value)`, oldest first.
+pub type Recent = Vec<(String, Vec<(i64, f64)>)>;
