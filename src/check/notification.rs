@@ -58,10 +58,10 @@ pub struct Notification {
     pub created_ms: i64,
 }
 
-/// Where committed notifications go to be delivered: the outbox. A sink
-/// that is full hands the notification back; it stays pending in the store
-/// and the outbox's poll finds it later.
+/// Where committed notifications go to be delivered: the outbox.
 pub trait NotificationSink: Send + Sync + 'static {
-    /// Offers a claimed notification for delivery now.
-    fn offer(&self, n: Notification) -> Result<(), Notification>;
+    /// Offers a claimed notification for delivery now. False when the
+    /// sink is full: the caller releases it to pending in the store, where
+    /// the outbox's poll finds it later.
+    fn offer(&self, n: Notification) -> bool;
 }

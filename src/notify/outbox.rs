@@ -74,8 +74,8 @@ impl Inbox {
 }
 
 impl NotificationSink for Inbox {
-    fn offer(&self, n: Notification) -> Result<(), Notification> {
-        self.0.try_send(n).map_err(|e| e.into_inner())
+    fn offer(&self, n: Notification) -> bool {
+        self.0.try_send(n).is_ok()
     }
 }
 

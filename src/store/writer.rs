@@ -43,8 +43,9 @@ pub async fn run(
                 for n in created {
                     // A full queue only delays it: released, the outbox's
                     // poll finds it.
-                    if let Err(n) = sink.offer(n) {
-                        let (s, id) = (store.clone(), n.id);
+                    let id = n.id;
+                    if !sink.offer(n) {
+                        let s = store.clone();
                         let _ =
                             tokio::task::spawn_blocking(move || s.release_notification(id)).await;
                     }

@@ -21,8 +21,8 @@ use tokio_util::task::TaskTracker;
 struct Refuse;
 
 impl NotificationSink for Refuse {
-    fn offer(&self, n: Notification) -> Result<(), Notification> {
-        Err(n)
+    fn offer(&self, _: Notification) -> bool {
+        false
     }
 }
 
