@@ -11,8 +11,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod checks;
+mod env;
 mod locate;
 mod ranges;
+mod routes;
+
+pub use routes::{RawCluster, RawRoute};
 
 use crate::alert::AlertingConfig;
 use crate::api::AdminConfig;
@@ -21,10 +26,7 @@ use crate::listen::ListenConfig;
 use crate::notify::{NotifyConfig, SmtpConfig};
 use crate::poll::GraphiteConfig;
 use crate::relay::{RelayConfig, StatsConfig};
-use crate::route::hash::Node;
-use crate::route::{
-    self, Cluster, ClusterType, DestinationSpec, Glob, Matcher, Protocol, Router, Rule,
-};
+use crate::route::Router;
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,55 +56,6 @@ pub enum ConfigError {
     /// The file has problems; each names its line and key.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<ConfigIssue>),
-}
-
-/// A `[[cluster]]` table.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RawCluster {
-    /// Name referenced by routes.
-    pub name: Spanned<String>,
-    /// Cluster type.
-    #[serde(rename = "type")]
-    pub kind: Spanned<ClusterType>,
-    /// Copies per metric for the hashing types.
-    #[serde(default = "one")]
-    pub replication: usize,
-    /// Python rings only: never put two replicas on one host.
-    #[serde(default = "yes")]
-    pub diverse_replicas: bool,
-    /// Wire protocol to every member.
-    #[serde(default)]
-    pub protocol: Protocol,
-    /// Members as `host:port[:instance]`.
-    #[serde(default)]
-    pub destinations: Vec<Spanned<String>>,
-}
-
-/// A `[[route]]` table.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RawRoute {
-    /// Graphite glob to match (`"*"` matches everything).
-    #[serde(rename = "match")]
-    pub glob: Option<Spanned<String>>,
-    /// Regular expression to match, unanchored.
-    pub regex: Option<Spanned<String>>,
-    /// Literal prefix to match.
-    pub prefix: Option<Spanned<String>>,
-    /// With `regex`: replacement for the name, `\1` or `${1}` for groups.
-    pub rewrite: Option<Spanned<String>>,
-    /// Cluster names to send to.
-    #[serde(default)]
-    pub to: Vec<Spanned<String>>,
-    /// Stop at this rule when it matches.
-    #[serde(default)]
-    pub stop: bool,
-}
-
-fn one() -> usize {
-    1
-}
-fn yes() -> bool {
-    true
 }
 
 /// The file as written.
@@ -192,64 +145,6 @@ impl Config {
         config.apply_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
         config.require_auth_off_loopback(&text)?;
         Ok(config)
-    }
-
-    /// Seyren's environment variables override the file, so a Seyren user
-    /// switches by exporting the same environment: `SEYREN_URL`,
-    /// `GRAPHITE_URL`, `HTTP_NOTIFICATION_URL`, `SMTP_HOST`, `SMTP_PORT`,
-    /// `SMTP_FROM` (or `SEYREN_FROM_EMAIL`), `SMTP_USERNAME`,
-    /// `SMTP_PASSWORD`, `SMTP_PROTOCOL`.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
-        let set = |target: &mut String, keys: &[&str]| {
-            if let Some(v) = keys.iter().find_map(|k| get(k)) {
-                *target = v;
-            }
-        };
-        set(&mut self.notify.seyren_url, &["SEYREN_URL"]);
-        set(&mut self.graphite.url, &["GRAPHITE_URL"]);
-        set(&mut self.graphite.username, &["GRAPHITE_USERNAME"]);
-        set(&mut self.graphite.password, &["GRAPHITE_PASSWORD"]);
-        // Seyren gives the refresh in milliseconds.
-        if let Some(ms) = get("GRAPHITE_REFRESH").and_then(|v| v.parse::<u64>().ok()) {
-            self.graphite.refresh_secs = (ms / 1000).max(1);
-        }
-        if let Some(n) = get("SEYREN_THREADS").and_then(|v| v.parse::<usize>().ok()) {
-            self.graphite.max_concurrent_requests = n.max(1);
-        }
-        if let Some(ms) = get("GRAPHITE_SOCKET_TIMEOUT").and_then(|v| v.parse::<u64>().ok()) {
-            // 0 is Seyren's "wait forever"; a bounded default stays.
-            if ms > 0 {
-                self.graphite.timeout_secs = ms.div_ceil(1000);
-            }
-        }
-        set(&mut self.notify.slack_webhook_url, &["SLACK_WEBHOOK_URL"]);
-        set(&mut self.notify.slack_username, &["SLACK_USERNAME"]);
-        set(&mut self.notify.slack_icon_url, &["SLACK_ICON_URL"]);
-        set(&mut self.notify.slack_emojis, &["SLACK_EMOJIS"]);
-        self.notify.graphite_url = self.graphite.url.clone();
-        set(
-            &mut self.notify.http_notification_url,
-            &["HTTP_NOTIFICATION_URL"],
-        );
-        set(&mut self.smtp.host, &["SMTP_HOST"]);
-        set(&mut self.smtp.from, &["SMTP_FROM", "SEYREN_FROM_EMAIL"]);
-        set(&mut self.smtp.username, &["SMTP_USERNAME"]);
-        set(&mut self.smtp.password, &["SMTP_PASSWORD"]);
-        set(&mut self.smtp.protocol, &["SMTP_PROTOCOL"]);
-        if let Some(port) = get("SMTP_PORT").and_then(|p| p.parse().ok()) {
-            self.smtp.port = port;
-        }
-        self.notify.seyren_url = self.notify.seyren_url.trim_end_matches('/').to_string();
-        set(&mut self.admin_http.auth_token, &["CARBONWATCH_API_TOKEN"]);
-        if let Some(v) = get("GRAPHS_ENABLE") {
-            self.admin_http.graphs_enabled = v != "false";
-        }
-        if get("GRAPHITE_CARBON_PICKLE_ENABLE").as_deref() == Some("true") {
-            let port = get("GRAPHITE_CARBON_PICKLE_PORT")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(2004);
-            self.pickle_tcp = Some(SocketAddr::from(([0, 0, 0, 0], port)));
-        }
     }
 
     /// An admin port reachable from the network must have a token (the
@@ -512,191 +407,6 @@ impl Validator<'_> {
     /// `[[check]]` tables become checks. In the file, `enabled` and `live`
     /// default to true, and so do a subscription's days and `enabled`, as
     /// Seyren's UI defaults them.
-    fn checks(&mut self, raw: &[Spanned<toml::Table>]) -> Vec<Check> {
-        let mut out: Vec<Check> = Vec::new();
-        let mut names = std::collections::HashSet::new();
-        for (i, t) in raw.iter().enumerate() {
-            let key = format!("check[{i}]");
-            let mut table = t.get_ref().clone();
-            if let Some(sub) = table.remove("subscription") {
-                table.insert("subscriptions".into(), sub);
-            }
-            for k in ["enabled", "live"] {
-                table.entry(k).or_insert(toml::Value::Boolean(true));
-            }
-            if let Some(toml::Value::Array(subs)) = table.get_mut("subscriptions") {
-                for s in subs.iter_mut().filter_map(toml::Value::as_table_mut) {
-                    for k in ["enabled", "su", "mo", "tu", "we", "th", "fr", "sa"] {
-                        s.entry(k).or_insert(toml::Value::Boolean(true));
-                    }
-                }
-            }
-            let mut check: Check = match toml::Value::Table(table).try_into() {
-                Ok(c) => c,
-                Err(e) => {
-                    self.issue(t, key, e.message().to_string());
-                    continue;
-                }
-            };
-            // A stable id from the name, so state survives restarts and
-            // reloads; a table may also set its own.
-            if check.id.is_empty() {
-                check.id = crate::alert::config_check_id(&check.name);
-            }
-            if let Err(e) = crate::alert::validate(&check) {
-                self.issue(t, key, e.to_string());
-                continue;
-            }
-            if !names.insert(check.name.clone()) {
-                self.issue(t, key, format!("check {:?} is defined twice", check.name));
-                continue;
-            }
-            out.push(check);
-        }
-        out
-    }
-
-    fn router(&mut self, clusters: &[RawCluster], routes: &[RawRoute]) -> Router {
-        let mut router = Router::default();
-        for (ci, c) in clusters.iter().enumerate() {
-            let key = |k: &str| format!("cluster[{ci}].{k}");
-            if router.clusters.iter().any(|x| x.name == *c.name.get_ref()) {
-                self.issue(
-                    &c.name,
-                    key("name"),
-                    format!("cluster {:?} is defined twice", c.name.get_ref()),
-                );
-            }
-            let (mut nodes, mut members) = (Vec::new(), Vec::new());
-            for d in &c.destinations {
-                match route::parse_destination(d.get_ref()) {
-                    Ok((host, port, instance)) => {
-                        let spec = DestinationSpec {
-                            host: host.clone(),
-                            port,
-                            protocol: c.protocol,
-                        };
-                        let id = match router.destinations.iter().position(|x| *x == spec) {
-                            Some(id) => id,
-                            None => {
-                                router.destinations.push(spec);
-                                router.destinations.len() - 1
-                            }
-                        };
-                        nodes.push(Node {
-                            host,
-                            port,
-                            instance,
-                        });
-                        members.push(id);
-                    }
-                    Err(e) => self.issue(d, key("destinations"), e.to_string()),
-                }
-            }
-            if c.replication == 0 {
-                self.issue(
-                    &c.name,
-                    key("replication"),
-                    "replication must be at least 1",
-                );
-            }
-            let kind = *c.kind.get_ref();
-            match Cluster::new(
-                c.name.get_ref().clone(),
-                kind,
-                c.replication,
-                c.diverse_replicas,
-                &nodes,
-                members,
-            ) {
-                Ok(cluster) => router.clusters.push(cluster),
-                Err(e) => {
-                    self.issue(&c.kind, key("destinations"), e.to_string());
-                    // Keep indices aligned so later errors still resolve names.
-                    let placeholder = Cluster::new(
-                        c.name.get_ref().clone(),
-                        ClusterType::Blackhole,
-                        1,
-                        true,
-                        &[],
-                        vec![],
-                    );
-                    router
-                        .clusters
-                        .push(placeholder.expect("a blackhole always builds"));
-                }
-            }
-        }
-        for (ri, r) in routes.iter().enumerate() {
-            if let Some(rule) = self.rule(ri, r, &router) {
-                router.rules.push(rule);
-            }
-        }
-        router
-    }
-
-    fn rule(&mut self, ri: usize, r: &RawRoute, router: &Router) -> Option<Rule> {
-        let key = |k: &str| format!("route[{ri}].{k}");
-        let matcher = match (&r.glob, &r.regex, &r.prefix) {
-            (Some(g), None, None) if g.get_ref() == "*" => Matcher::All,
-            (Some(g), None, None) => match Glob::new(g.get_ref()) {
-                Ok(glob) => Matcher::Glob(glob),
-                Err(e) => return self.fail(g, key("match"), e.to_string()),
-            },
-            (None, Some(re), None) => match route::glob::bounded_regex(re.get_ref()) {
-                Ok(regex) => Matcher::Regex(regex),
-                Err(e) => return self.fail(re, key("regex"), e.to_string()),
-            },
-            (None, None, Some(p)) => Matcher::Prefix(p.get_ref().clone()),
-            _ => {
-                let at = r
-                    .glob
-                    .as_ref()
-                    .or(r.regex.as_ref())
-                    .or(r.prefix.as_ref())
-                    .or(r.to.first());
-                let message = "give exactly one of match, regex or prefix";
-                match at {
-                    Some(at) => self.issue(at, key("match"), message),
-                    None => self.issues.push(ConfigIssue {
-                        file: self.file.clone(),
-                        line: 0,
-                        key: key("match"),
-                        message: message.into(),
-                    }),
-                }
-                return None;
-            }
-        };
-        let rewrite = match (&r.rewrite, &matcher) {
-            (None, _) => None,
-            (Some(rw), Matcher::Regex(re)) => Some((re.clone(), backrefs_to_dollar(rw.get_ref()))),
-            (Some(rw), _) => return self.fail(rw, key("rewrite"), "rewrite needs a regex rule"),
-        };
-        let mut to = Vec::new();
-        for name in &r.to {
-            match router
-                .clusters
-                .iter()
-                .position(|c| c.name == *name.get_ref())
-            {
-                Some(i) => to.push(i),
-                None if self.broken.iter().any(|b| b == "cluster") => {}
-                None => self.issue(
-                    name,
-                    key("to"),
-                    format!("no cluster named {:?}", name.get_ref()),
-                ),
-            }
-        }
-        Some(Rule {
-            matcher,
-            rewrite,
-            to,
-            stop: r.stop,
-        })
-    }
-
     fn fail<T, U>(
         &mut self,
         at: &Spanned<T>,
@@ -709,20 +419,5 @@ impl Validator<'_> {
 }
 
 /// Turns carbon-c-relay style `\1` references into the regex crate's `${1}`.
-fn backrefs_to_dollar(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, chars.peek()) {
-            ('\\', Some(d)) if d.is_ascii_digit() => {
-                out.push_str(&format!("${{{d}}}"));
-                chars.next();
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests;

@@ -238,8 +238,3 @@ fn a_type_error_in_one_section_does_not_hide_another() {
         got[2]
     );
 }
-
-#[test]
-fn backreferences() {
-    assert_eq!(backrefs_to_dollar(r"new.\1.\2"), "new.${1}.${2}");
-}
