@@ -21,7 +21,6 @@
 pub mod alert;
 pub mod api;
 pub mod app;
-pub mod bench;
 pub mod check;
 pub mod codec;
 pub mod config;

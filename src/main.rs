@@ -1,5 +1,7 @@
 //! The `carbonwatch` command: parses arguments and calls the library.
 
+mod loadgen;
+
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -87,7 +89,7 @@ enum Command {
     BenchCompare {
         /// A relay: LABEL=TARGET,SINK[,PID]. The first is the baseline.
         #[arg(long = "side", required = true, value_parser = parse_side)]
-        sides: Vec<carbonwatch::bench::Side>,
+        sides: Vec<loadgen::Side>,
         /// Client connections to each relay.
         #[arg(long, default_value_t = 4)]
         connections: usize,
@@ -114,7 +116,7 @@ enum Command {
 }
 
 /// `LABEL=TARGET,SINK[,PID]`.
-fn parse_side(s: &str) -> Result<carbonwatch::bench::Side, String> {
+fn parse_side(s: &str) -> Result<loadgen::Side, String> {
     let (label, rest) = s
         .split_once('=')
         .ok_or("expected LABEL=TARGET,SINK[,PID]")?;
@@ -129,7 +131,7 @@ fn parse_side(s: &str) -> Result<carbonwatch::bench::Side, String> {
         .next()
         .map(|p| p.parse().map_err(|e| format!("PID {p:?}: {e}")))
         .transpose()?;
-    Ok(carbonwatch::bench::Side {
+    Ok(loadgen::Side {
         label: label.to_string(),
         target,
         sink,
@@ -184,7 +186,7 @@ fn main() -> anyhow::Result<()> {
             interval_ms,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
-            let opts = carbonwatch::bench::LatencyOptions {
+            let opts = loadgen::LatencyOptions {
                 target,
                 sink,
                 hook,
@@ -193,7 +195,7 @@ fn main() -> anyhow::Result<()> {
                 probe_interval: Duration::from_millis(interval_ms),
             };
             let report = rt
-                .block_on(carbonwatch::bench::latency(opts))
+                .block_on(loadgen::latency(opts))
                 .context("benchmark failed")?;
             println!("{report}");
             Ok(())
@@ -209,7 +211,7 @@ fn main() -> anyhow::Result<()> {
             threshold,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
-            let opts = carbonwatch::bench::CompareOptions {
+            let opts = loadgen::CompareOptions {
                 sides,
                 connections,
                 names,
@@ -220,7 +222,7 @@ fn main() -> anyhow::Result<()> {
                 threshold,
             };
             let report = rt
-                .block_on(carbonwatch::bench::compare(opts))
+                .block_on(loadgen::compare(opts))
                 .context("benchmark failed")?;
             print!("{report}");
             if report.lost() > 0 {
@@ -238,7 +240,7 @@ fn main() -> anyhow::Result<()> {
             watch_pid,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
-            let opts = carbonwatch::bench::BenchOptions {
+            let opts = loadgen::BenchOptions {
                 target,
                 sinks: sink,
                 connections: connections.max(1),
@@ -248,7 +250,7 @@ fn main() -> anyhow::Result<()> {
                 watch_pid,
             };
             let report = rt
-                .block_on(carbonwatch::bench::run(opts))
+                .block_on(loadgen::run(opts))
                 .context("benchmark failed")?;
             println!("{report}");
             Ok(())

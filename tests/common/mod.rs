@@ -293,7 +293,7 @@ impl Hook {
     async fn handle(&self, mut s: tokio::net::TcpStream) {
         use tokio::io::AsyncWriteExt;
         let mut buf = Vec::new();
-        let Some(body) = carbonwatch::bench::read_http_body(&mut s, &mut buf).await else {
+        let Some(body) = read_http_body(&mut s, &mut buf).await else {
             return;
         };
         let status = self.status.load(std::sync::atomic::Ordering::Relaxed);
@@ -517,4 +517,30 @@ pub fn tcp_buffer_max(sysctl: &str) -> usize {
         .unwrap()
         .parse()
         .unwrap()
+}
+
+/// Reads one HTTP request (headers and a `Content-Length` body) from `s`,
+/// keeping what follows in `buf` for the next. None at EOF.
+pub async fn read_http_body(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 16384];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let body = buf[end + 4..end + 4 + len].to_vec();
+                buf.drain(..end + 4 + len);
+                return Some(body);
+            }
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
 }

@@ -17,8 +17,8 @@ use tokio::net::{TcpListener, TcpStream};
 mod compare;
 mod latency;
 
-pub use compare::{compare, CompareOptions, CompareReport, Side};
-pub use latency::{latency, read_http_body, LatencyOptions, LatencyReport};
+pub use compare::{compare, CompareOptions, Side};
+pub use latency::{latency, LatencyOptions};
 
 /// What to run.
 #[derive(Debug, Clone)]
