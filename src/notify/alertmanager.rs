@@ -10,24 +10,39 @@
 use jiff::{Timestamp, ToSpan};
 use serde_json::json;
 
-use crate::check::model::{AlertType, SubscriptionType};
+use crate::check::model::{AlertType, Subscription, SubscriptionType};
 use crate::check::NewNotification;
-use crate::notify::{expect_success, Notifier, NotifyConfig, NotifyError};
+use crate::notify::{expect_success, Delivery, Links, Notifier, NotifyConfig, NotifyError};
+
+/// What the Alertmanager notifier needs of `[notify]`.
+#[derive(Debug, Clone)]
+pub struct AlertmanagerConfig {
+    /// Base URL for subscriptions whose target is empty.
+    pub url: String,
+    /// Links back to the UI.
+    pub links: Links,
+}
+
+impl From<&NotifyConfig> for AlertmanagerConfig {
+    fn from(c: &NotifyConfig) -> Self {
+        AlertmanagerConfig {
+            url: c.alertmanager_url.clone(),
+            links: Links::from(c),
+        }
+    }
+}
 
 /// The Alertmanager notifier.
 #[derive(Debug, Clone)]
 pub struct AlertmanagerNotifier {
     client: reqwest::Client,
-    cfg: NotifyConfig,
+    cfg: AlertmanagerConfig,
 }
 
 impl AlertmanagerNotifier {
-    /// From the config.
-    pub fn new(client: reqwest::Client, cfg: &NotifyConfig) -> Self {
-        AlertmanagerNotifier {
-            client,
-            cfg: cfg.clone(),
-        }
+    /// From its config.
+    pub fn new(client: reqwest::Client, cfg: AlertmanagerConfig) -> Self {
+        AlertmanagerNotifier { client, cfg }
     }
 
     /// The alerts array. A transition resolves the alert of the state it
@@ -55,7 +70,7 @@ impl AlertmanagerNotifier {
                     },
                     "startsAt": starts.to_string(),
                     "endsAt": ends.to_string(),
-                    "generatorURL": self.cfg.check_url(&c.id),
+                    "generatorURL": self.cfg.links.check_url(&c.id),
                 })
             };
             if a.from_type != a.to_type {
@@ -71,19 +86,30 @@ impl AlertmanagerNotifier {
     }
 }
 
-impl Notifier for AlertmanagerNotifier {
-    fn kind(&self) -> SubscriptionType {
-        SubscriptionType::Alertmanager
-    }
-
-    async fn send(&self, n: &NewNotification) -> Result<(), NotifyError> {
+impl AlertmanagerNotifier {
+    async fn deliver(&self, n: &NewNotification) -> Result<(), NotifyError> {
         let base = if n.subscription.target.is_empty() {
-            &self.cfg.alertmanager_url
+            &self.cfg.url
         } else {
             &n.subscription.target
         };
         let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
         let resp = self.client.post(url).json(&self.alerts(n)).send().await?;
         expect_success(resp).await
+    }
+}
+
+impl Notifier for AlertmanagerNotifier {
+    fn kind(&self) -> SubscriptionType {
+        SubscriptionType::Alertmanager
+    }
+
+    fn target_url<'a>(&self, sub: &'a Subscription) -> Option<&'a str> {
+        let t = sub.target.trim();
+        (!t.is_empty()).then_some(t)
+    }
+
+    fn send<'a>(&'a self, n: &'a NewNotification) -> Delivery<'a> {
+        Box::pin(self.deliver(n))
     }
 }

@@ -11,13 +11,34 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::check::model::SubscriptionType;
 use crate::check::NewNotification;
-use crate::notify::{Notifier, NotifyConfig, NotifyError, SmtpConfig};
+use crate::notify::{Delivery, Links, Notifier, NotifyConfig, NotifyError, SmtpConfig};
+
+/// What the email notifier needs: `[smtp]` and a little of `[notify]`.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// The mail server.
+    pub smtp: SmtpConfig,
+    /// One delivery attempt's time limit.
+    pub timeout_secs: u64,
+    /// Links back to the UI.
+    pub links: Links,
+}
+
+impl EmailConfig {
+    /// From `[notify]` and `[smtp]`.
+    pub fn new(c: &NotifyConfig, smtp: &SmtpConfig) -> Self {
+        EmailConfig {
+            smtp: smtp.clone(),
+            timeout_secs: c.timeout_secs,
+            links: Links::from(c),
+        }
+    }
+}
 
 /// The email notifier.
 #[derive(Debug, Clone)]
 pub struct EmailNotifier {
-    smtp: SmtpConfig,
-    cfg: NotifyConfig,
+    cfg: EmailConfig,
 }
 
 fn escape(s: &str) -> String {
@@ -28,12 +49,9 @@ fn escape(s: &str) -> String {
 }
 
 impl EmailNotifier {
-    /// From the config.
-    pub fn new(smtp: &SmtpConfig, cfg: &NotifyConfig) -> Self {
-        EmailNotifier {
-            smtp: smtp.clone(),
-            cfg: cfg.clone(),
-        }
+    /// From its config.
+    pub fn new(cfg: EmailConfig) -> Self {
+        EmailNotifier { cfg }
     }
 
     /// Subject and HTML body.
@@ -61,7 +79,7 @@ impl EmailNotifier {
         let body = format!(
             "<html><body><h2><a href=\"{url}\">{name}</a> is {state}</h2><p>{desc}</p>\
              <table border=\"1\"><tr><th>Timestamp</th><th>Target</th><th>Value</th><th>Warn</th><th>Error</th><th>From</th><th>To</th></tr>\n{rows}</table></body></html>",
-            url = escape(&self.cfg.check_url(&c.id)),
+            url = escape(&self.cfg.links.check_url(&c.id)),
             name = escape(&c.name),
             state = c.state,
             desc = escape(c.description.as_deref().unwrap_or("")),
@@ -70,7 +88,7 @@ impl EmailNotifier {
     }
 
     fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
-        let s = &self.smtp;
+        let s = &self.cfg.smtp;
         let tls_params = || TlsParameters::new(s.host.clone()).map_err(NotifyError::Smtp);
         let tls = match (s.protocol.as_str(), s.port) {
             ("smtps", _) => Tls::Wrapper(tls_params()?),
@@ -90,17 +108,13 @@ impl EmailNotifier {
     }
 }
 
-impl Notifier for EmailNotifier {
-    fn kind(&self) -> SubscriptionType {
-        SubscriptionType::Email
-    }
-
-    async fn send(&self, n: &NewNotification) -> Result<(), NotifyError> {
-        if self.smtp.host.is_empty() {
+impl EmailNotifier {
+    async fn deliver(&self, n: &NewNotification) -> Result<(), NotifyError> {
+        if self.cfg.smtp.host.is_empty() {
             return Err(NotifyError::NotConfigured("no SMTP host"));
         }
         let address = |what| move |source| NotifyError::Address { what, source };
-        let from: Mailbox = self.smtp.from.parse().map_err(address("SMTP from"))?;
+        let from: Mailbox = self.cfg.smtp.from.parse().map_err(address("SMTP from"))?;
         let to: Mailbox = n
             .subscription
             .target
@@ -115,5 +129,15 @@ impl Notifier for EmailNotifier {
             .body(body)?;
         self.transport()?.send(msg).await?;
         Ok(())
+    }
+}
+
+impl Notifier for EmailNotifier {
+    fn kind(&self) -> SubscriptionType {
+        SubscriptionType::Email
+    }
+
+    fn send<'a>(&'a self, n: &'a NewNotification) -> Delivery<'a> {
+        Box::pin(self.deliver(n))
     }
 }

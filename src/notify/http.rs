@@ -4,24 +4,42 @@
 
 use serde_json::json;
 
-use crate::check::model::SubscriptionType;
+use crate::check::model::{Subscription, SubscriptionType};
 use crate::check::NewNotification;
-use crate::notify::{expect_success, Notifier, NotifyConfig, NotifyError};
+use crate::notify::{expect_success, Delivery, Links, Notifier, NotifyConfig, NotifyError};
+
+/// What the HTTP notifier needs of `[notify]`.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Every HTTP subscription posts here when set (`HTTP_NOTIFICATION_URL`).
+    pub url: String,
+    /// Graphite's URL, for the preview image.
+    pub graphite_url: String,
+    /// Links back to the UI.
+    pub links: Links,
+}
+
+impl From<&NotifyConfig> for HttpConfig {
+    fn from(c: &NotifyConfig) -> Self {
+        HttpConfig {
+            url: c.http_notification_url.clone(),
+            graphite_url: c.graphite_url.clone(),
+            links: Links::from(c),
+        }
+    }
+}
 
 /// The HTTP notifier.
 #[derive(Debug, Clone)]
 pub struct HttpNotifier {
     client: reqwest::Client,
-    cfg: NotifyConfig,
+    cfg: HttpConfig,
 }
 
 impl HttpNotifier {
-    /// From the config.
-    pub fn new(client: reqwest::Client, cfg: &NotifyConfig) -> Self {
-        HttpNotifier {
-            client,
-            cfg: cfg.clone(),
-        }
+    /// From its config.
+    pub fn new(client: reqwest::Client, cfg: HttpConfig) -> Self {
+        HttpNotifier { client, cfg }
     }
 
     /// The request body, exactly as Seyren builds it (its swapped
@@ -39,7 +57,7 @@ impl HttpNotifier {
             t(&c.error)
         );
         json!({
-            "seyrenUrl": self.cfg.seyren_url,
+            "seyrenUrl": self.cfg.links.seyren_url,
             "check": c,
             "subscription": n.subscription,
             "alerts": n.alerts,
@@ -52,20 +70,16 @@ impl HttpNotifier {
     /// Whether requests go to the subscription's target (no
     /// `HTTP_NOTIFICATION_URL` overrides it).
     pub fn uses_target(&self) -> bool {
-        self.cfg.http_notification_url.is_empty()
+        self.cfg.url.is_empty()
     }
 }
 
-impl Notifier for HttpNotifier {
-    fn kind(&self) -> SubscriptionType {
-        SubscriptionType::Http
-    }
-
-    async fn send(&self, n: &NewNotification) -> Result<(), NotifyError> {
-        let url = if self.cfg.http_notification_url.is_empty() {
+impl HttpNotifier {
+    async fn deliver(&self, n: &NewNotification) -> Result<(), NotifyError> {
+        let url = if self.cfg.url.is_empty() {
             &n.subscription.target
         } else {
-            &self.cfg.http_notification_url
+            &self.cfg.url
         };
         if url.is_empty() {
             return Err(NotifyError::NotConfigured(
@@ -74,5 +88,19 @@ impl Notifier for HttpNotifier {
         }
         let resp = self.client.post(url).json(&self.payload(n)).send().await?;
         expect_success(resp).await
+    }
+}
+
+impl Notifier for HttpNotifier {
+    fn kind(&self) -> SubscriptionType {
+        SubscriptionType::Http
+    }
+
+    fn target_url<'a>(&self, sub: &'a Subscription) -> Option<&'a str> {
+        self.uses_target().then(|| sub.target.trim())
+    }
+
+    fn send<'a>(&'a self, n: &'a NewNotification) -> Delivery<'a> {
+        Box::pin(self.deliver(n))
     }
 }

@@ -15,11 +15,14 @@ pub mod outbox;
 pub mod pagerduty;
 pub mod slack;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::check::model::SubscriptionType;
+use crate::check::model::{Subscription, SubscriptionType};
 use crate::check::NewNotification;
 
 /// A delivery failure.
@@ -208,7 +211,43 @@ impl NotifyConfig {
             .saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
         Duration::from_secs(secs.min(self.retry_max_secs.max(self.retry_min_secs)))
     }
+}
 
+/// A delivery in progress. Boxed, so that every notifier can stand behind
+/// `dyn Notifier`.
+pub type Delivery<'a> = Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + 'a>>;
+
+/// A delivery channel: a config of its own, a payload builder, and `send`.
+pub trait Notifier: Send + Sync + std::fmt::Debug {
+    /// The subscription type it serves.
+    fn kind(&self) -> SubscriptionType;
+    /// The URL a subscription's own target makes it call, for the types
+    /// whose target is one (URLs from `[notify]` are the operator's and
+    /// not subject to the test endpoint's network policy).
+    fn target_url<'a>(&self, sub: &'a Subscription) -> Option<&'a str> {
+        let _ = sub;
+        None
+    }
+    /// Delivers one notification.
+    fn send<'a>(&'a self, n: &'a NewNotification) -> Delivery<'a>;
+}
+
+/// Links back to the UI, for notifiers' messages (Seyren's `SEYREN_URL`).
+#[derive(Debug, Clone)]
+pub struct Links {
+    /// The UI's base URL.
+    pub seyren_url: String,
+}
+
+impl From<&NotifyConfig> for Links {
+    fn from(c: &NotifyConfig) -> Self {
+        Links {
+            seyren_url: c.seyren_url.clone(),
+        }
+    }
+}
+
+impl Links {
     /// Link to a check in the UI.
     pub fn check_url(&self, check_id: &str) -> String {
         format!(
@@ -218,30 +257,10 @@ impl NotifyConfig {
     }
 }
 
-/// A delivery channel.
-pub trait Notifier: Send + Sync {
-    /// The subscription type it serves.
-    fn kind(&self) -> SubscriptionType;
-    /// Delivers one notification.
-    fn send(
-        &self,
-        n: &NewNotification,
-    ) -> impl std::future::Future<Output = Result<(), NotifyError>> + Send;
-}
-
 /// One notifier per subscription type.
 #[derive(Debug, Clone)]
 pub struct Notifiers {
-    /// HTTP.
-    pub http: http::HttpNotifier,
-    /// SLACK.
-    pub slack: slack::SlackNotifier,
-    /// PAGERDUTY.
-    pub pagerduty: pagerduty::PagerDutyNotifier,
-    /// ALERTMANAGER.
-    pub alertmanager: alertmanager::AlertmanagerNotifier,
-    /// EMAIL.
-    pub email: email::EmailNotifier,
+    by_kind: Vec<Arc<dyn Notifier>>,
 }
 
 impl Notifiers {
@@ -254,9 +273,9 @@ impl Notifiers {
     /// names through [`netpolicy::PolicyResolver`] and gives up after
     /// `test_timeout_secs`.
     pub fn for_tests(cfg: &NotifyConfig, smtp: &SmtpConfig) -> Self {
-        let policy = std::sync::Arc::new(netpolicy::NetPolicy::new(cfg));
+        let policy = Arc::new(netpolicy::NetPolicy::new(cfg));
         let client = Self::client(cfg.test_timeout_secs)
-            .dns_resolver(std::sync::Arc::new(netpolicy::PolicyResolver(policy)))
+            .dns_resolver(Arc::new(netpolicy::PolicyResolver(policy)))
             .build();
         Self::with_client(cfg, smtp, client)
     }
@@ -273,37 +292,42 @@ impl Notifiers {
         client: reqwest::Result<reqwest::Client>,
     ) -> Self {
         let client = client.expect("the HTTP client builds with static settings");
-        Notifiers {
-            http: http::HttpNotifier::new(client.clone(), cfg),
-            slack: slack::SlackNotifier::new(client.clone(), cfg),
-            pagerduty: pagerduty::PagerDutyNotifier::new(client.clone(), cfg),
-            alertmanager: alertmanager::AlertmanagerNotifier::new(client, cfg),
-            email: email::EmailNotifier::new(smtp, cfg),
-        }
+        let by_kind: Vec<Arc<dyn Notifier>> = vec![
+            Arc::new(http::HttpNotifier::new(client.clone(), cfg.into())),
+            Arc::new(slack::SlackNotifier::new(client.clone(), cfg.into())),
+            Arc::new(pagerduty::PagerDutyNotifier::new(
+                client.clone(),
+                cfg.into(),
+            )),
+            Arc::new(alertmanager::AlertmanagerNotifier::new(client, cfg.into())),
+            Arc::new(email::EmailNotifier::new(email::EmailConfig::new(
+                cfg, smtp,
+            ))),
+        ];
+        Notifiers { by_kind }
     }
 
-    /// The URL a subscription's own target makes carbonwatch call, for the
-    /// types whose target is one (URLs from `[notify]` are the operator's
-    /// and not subject to the test endpoint's network policy).
-    pub fn target_url<'a>(&self, sub: &'a crate::check::model::Subscription) -> Option<&'a str> {
-        let t = sub.target.trim();
-        let url = match sub.kind {
-            SubscriptionType::Http => self.http.uses_target(),
-            SubscriptionType::Slack => t.starts_with("http://") || t.starts_with("https://"),
-            SubscriptionType::Alertmanager => !t.is_empty(),
-            SubscriptionType::Pagerduty | SubscriptionType::Email => false,
-        };
-        url.then_some(t)
+    /// The notifier for `kind`.
+    pub fn get(&self, kind: SubscriptionType) -> Option<&dyn Notifier> {
+        self.by_kind
+            .iter()
+            .find(|n| n.kind() == kind)
+            .map(|n| n.as_ref())
+    }
+
+    /// The URL a subscription's own target makes carbonwatch call, if any
+    /// (see [`Notifier::target_url`]).
+    pub fn target_url<'a>(&self, sub: &'a Subscription) -> Option<&'a str> {
+        self.get(sub.kind).and_then(|n| n.target_url(sub))
     }
 
     /// Delivers through the notifier for the subscription's type.
     pub async fn send(&self, n: &NewNotification) -> Result<(), NotifyError> {
-        match n.subscription.kind {
-            SubscriptionType::Http => self.http.send(n).await,
-            SubscriptionType::Slack => self.slack.send(n).await,
-            SubscriptionType::Pagerduty => self.pagerduty.send(n).await,
-            SubscriptionType::Alertmanager => self.alertmanager.send(n).await,
-            SubscriptionType::Email => self.email.send(n).await,
+        match self.get(n.subscription.kind) {
+            Some(notifier) => notifier.send(n).await,
+            None => Err(NotifyError::NotConfigured(
+                "no notifier for this subscription type",
+            )),
         }
     }
 }
@@ -367,7 +391,7 @@ mod tests {
     #[test]
     fn slack_text_follows_seyren() {
         let n = notification(SubscriptionType::Slack, "#ops!", AlertType::Error);
-        let text = slack::SlackNotifier::new(reqwest::Client::new(), &cfg()).text(&n);
+        let text = slack::SlackNotifier::new(reqwest::Client::new(), (&cfg()).into()).text(&n);
         assert_eq!(
             text,
             "*ERROR* ssh [http://cw/#/checks/c1]\n> failed logins\n```\nauth.web1.failed = 12 (WARN to ERROR)\n```\n#error <!channel>"
@@ -376,7 +400,7 @@ mod tests {
 
     #[test]
     fn pagerduty_triggers_and_resolves_one_incident_per_check() {
-        let pd = pagerduty::PagerDutyNotifier::new(reqwest::Client::new(), &cfg());
+        let pd = pagerduty::PagerDutyNotifier::new(reqwest::Client::new(), (&cfg()).into());
         let fire = pd
             .event(&notification(
                 SubscriptionType::Pagerduty,
@@ -413,7 +437,7 @@ mod tests {
 
     #[test]
     fn alertmanager_resolves_the_state_it_leaves() {
-        let am = alertmanager::AlertmanagerNotifier::new(reqwest::Client::new(), &cfg());
+        let am = alertmanager::AlertmanagerNotifier::new(reqwest::Client::new(), (&cfg()).into());
         let v = am.alerts(&notification(
             SubscriptionType::Alertmanager,
             "",
@@ -434,7 +458,9 @@ mod tests {
     fn email_escapes_and_lists_changes() {
         let mut n = notification(SubscriptionType::Email, "a@b.c", AlertType::Error);
         n.check.name = "<script>".into();
-        let (subject, body) = email::EmailNotifier::new(&SmtpConfig::default(), &cfg()).render(&n);
+        let (subject, body) =
+            email::EmailNotifier::new(email::EmailConfig::new(&cfg(), &SmtpConfig::default()))
+                .render(&n);
         assert_eq!(subject, "carbonwatch alert: <script> is ERROR");
         assert!(body.contains("&lt;script&gt;") && !body.contains("<script>"));
         assert!(body.contains(

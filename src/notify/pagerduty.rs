@@ -7,22 +7,37 @@ use serde_json::json;
 
 use crate::check::model::{AlertType, SubscriptionType};
 use crate::check::NewNotification;
-use crate::notify::{expect_success, Notifier, NotifyConfig, NotifyError};
+use crate::notify::{expect_success, Delivery, Links, Notifier, NotifyConfig, NotifyError};
+
+/// What the PagerDuty notifier needs of `[notify]`.
+#[derive(Debug, Clone)]
+pub struct PagerDutyConfig {
+    /// Events API base URL.
+    pub url: String,
+    /// Links back to the UI.
+    pub links: Links,
+}
+
+impl From<&NotifyConfig> for PagerDutyConfig {
+    fn from(c: &NotifyConfig) -> Self {
+        PagerDutyConfig {
+            url: c.pagerduty_url.clone(),
+            links: Links::from(c),
+        }
+    }
+}
 
 /// The PagerDuty notifier.
 #[derive(Debug, Clone)]
 pub struct PagerDutyNotifier {
     client: reqwest::Client,
-    cfg: NotifyConfig,
+    cfg: PagerDutyConfig,
 }
 
 impl PagerDutyNotifier {
-    /// From the config.
-    pub fn new(client: reqwest::Client, cfg: &NotifyConfig) -> Self {
-        PagerDutyNotifier {
-            client,
-            cfg: cfg.clone(),
-        }
+    /// From its config.
+    pub fn new(client: reqwest::Client, cfg: PagerDutyConfig) -> Self {
+        PagerDutyNotifier { client, cfg }
     }
 
     /// The event, or `None` for states PagerDuty is not told about.
@@ -51,7 +66,7 @@ impl PagerDutyNotifier {
             "event_action": action,
             "dedup_key": format!("MonitoringAlerts_{}", c.id),
             "client": "carbonwatch",
-            "client_url": self.cfg.check_url(&c.id),
+            "client_url": self.cfg.links.check_url(&c.id),
             "payload": {
                 "summary": summary,
                 "source": "carbonwatch",
@@ -62,20 +77,23 @@ impl PagerDutyNotifier {
     }
 }
 
+impl PagerDutyNotifier {
+    async fn deliver(&self, n: &NewNotification) -> Result<(), NotifyError> {
+        let Some(event) = self.event(n) else {
+            return Ok(());
+        };
+        let url = format!("{}/v2/enqueue", self.cfg.url.trim_end_matches('/'));
+        let resp = self.client.post(url).json(&event).send().await?;
+        expect_success(resp).await
+    }
+}
+
 impl Notifier for PagerDutyNotifier {
     fn kind(&self) -> SubscriptionType {
         SubscriptionType::Pagerduty
     }
 
-    async fn send(&self, n: &NewNotification) -> Result<(), NotifyError> {
-        let Some(event) = self.event(n) else {
-            return Ok(());
-        };
-        let url = format!(
-            "{}/v2/enqueue",
-            self.cfg.pagerduty_url.trim_end_matches('/')
-        );
-        let resp = self.client.post(url).json(&event).send().await?;
-        expect_success(resp).await
+    fn send<'a>(&'a self, n: &'a NewNotification) -> Delivery<'a> {
+        Box::pin(self.deliver(n))
     }
 }

@@ -5,24 +5,48 @@
 
 use serde_json::json;
 
-use crate::check::model::SubscriptionType;
+use crate::check::model::{Subscription, SubscriptionType};
 use crate::check::NewNotification;
-use crate::notify::{expect_success, Notifier, NotifyConfig, NotifyError};
+use crate::notify::{expect_success, Delivery, Links, Notifier, NotifyConfig, NotifyError};
+
+/// What the Slack notifier needs of `[notify]`.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// Incoming webhook for targets that name a channel.
+    pub webhook_url: String,
+    /// Name the message is posted as.
+    pub username: String,
+    /// Icon of the message.
+    pub icon_url: String,
+    /// Comma-separated emojis, one per state by its ordinal.
+    pub emojis: String,
+    /// Links back to the UI.
+    pub links: Links,
+}
+
+impl From<&NotifyConfig> for SlackConfig {
+    fn from(c: &NotifyConfig) -> Self {
+        SlackConfig {
+            webhook_url: c.slack_webhook_url.clone(),
+            username: c.slack_username.clone(),
+            icon_url: c.slack_icon_url.clone(),
+            emojis: c.slack_emojis.clone(),
+            links: Links::from(c),
+        }
+    }
+}
 
 /// The Slack notifier.
 #[derive(Debug, Clone)]
 pub struct SlackNotifier {
     client: reqwest::Client,
-    cfg: NotifyConfig,
+    cfg: SlackConfig,
 }
 
 impl SlackNotifier {
-    /// From the config.
-    pub fn new(client: reqwest::Client, cfg: &NotifyConfig) -> Self {
-        SlackNotifier {
-            client,
-            cfg: cfg.clone(),
-        }
+    /// From its config.
+    pub fn new(client: reqwest::Client, cfg: SlackConfig) -> Self {
+        SlackNotifier { client, cfg }
     }
 
     /// Seyren's message text.
@@ -55,7 +79,7 @@ impl SlackNotifier {
         // Seyren picks the emoji by the state's ordinal.
         let emoji = self
             .cfg
-            .slack_emojis
+            .emojis
             .split(',')
             .nth(c.state as usize)
             .unwrap_or("")
@@ -64,7 +88,7 @@ impl SlackNotifier {
             "{emoji}*{}* {} [{}]{}\n```\n{}\n```\n#{} {}",
             c.state,
             c.name,
-            self.cfg.check_url(&c.id),
+            self.cfg.links.check_url(&c.id),
             desc,
             lines.join("\n"),
             c.state.as_str().to_lowercase(),
@@ -73,18 +97,14 @@ impl SlackNotifier {
     }
 }
 
-impl Notifier for SlackNotifier {
-    fn kind(&self) -> SubscriptionType {
-        SubscriptionType::Slack
-    }
-
-    async fn send(&self, n: &NewNotification) -> Result<(), NotifyError> {
+impl SlackNotifier {
+    async fn deliver(&self, n: &NewNotification) -> Result<(), NotifyError> {
         let target = n.subscription.target.trim_end_matches('!');
         let (url, body) = if target.starts_with("http://") || target.starts_with("https://") {
             (target.to_string(), json!({ "text": self.text(n) }))
-        } else if !self.cfg.slack_webhook_url.is_empty() {
+        } else if !self.cfg.webhook_url.is_empty() {
             (
-                self.cfg.slack_webhook_url.clone(),
+                self.cfg.webhook_url.clone(),
                 json!({ "channel": target, "text": self.text(n) }),
             )
         } else {
@@ -93,11 +113,26 @@ impl Notifier for SlackNotifier {
             ));
         };
         let mut body = body;
-        body["username"] = json!(self.cfg.slack_username);
-        if !self.cfg.slack_icon_url.is_empty() {
-            body["icon_url"] = json!(self.cfg.slack_icon_url);
+        body["username"] = json!(self.cfg.username);
+        if !self.cfg.icon_url.is_empty() {
+            body["icon_url"] = json!(self.cfg.icon_url);
         }
         let resp = self.client.post(url).json(&body).send().await?;
         expect_success(resp).await
+    }
+}
+
+impl Notifier for SlackNotifier {
+    fn kind(&self) -> SubscriptionType {
+        SubscriptionType::Slack
+    }
+
+    fn target_url<'a>(&self, sub: &'a Subscription) -> Option<&'a str> {
+        let t = sub.target.trim();
+        (t.starts_with("http://") || t.starts_with("https://")).then_some(t)
+    }
+
+    fn send<'a>(&'a self, n: &'a NewNotification) -> Delivery<'a> {
+        Box::pin(self.deliver(n))
     }
 }
