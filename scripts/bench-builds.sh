@@ -5,7 +5,10 @@
 # lines/s and relay CPU per line, and the per-round ratio NEW/BASE.
 #   scripts/bench-builds.sh BASE_BINARY [NEW_BINARY] [CONNECTIONS] [ROUNDS]
 # NAMES (default 10000) is the distinct names per connection and PASSES
-# (default 1) how many passes over them each take a new order.
+# (default 1) how many passes over them each take a new order. With
+# CHECKS=N both relays run alerting with N live checks
+# (scripts/gen-checks.py); unset, alerting is off. SEGMENT_LINES (default
+# 2000000) sizes each segment: longer ones measure CPU per line finer.
 # Build the base with, for example:
 #   git worktree add /tmp/base <commit> && (cd /tmp/base && cargo build --release)
 set -euo pipefail
@@ -28,7 +31,7 @@ listen = ""
 [stats]
 enabled = false
 [alerting]
-store = ""
+store = "$3"
 [[cluster]]
 name = "one"
 type = "forward"
@@ -38,8 +41,15 @@ match = "*"
 to = ["one"]
 EOT
 }
-config 35001 35101 > "$W/base.toml"
-config 35002 35102 > "$W/new.toml"
+for side in base:35001:35101 new:35002:35102; do
+    IFS=: read -r name port sink <<<"$side"
+    if [ -n "${CHECKS:-}" ]; then
+        config "$port" "$sink" "$W/$name.db" > "$W/$name-plain.toml"
+        python3 scripts/gen-checks.py "$W/$name-plain.toml" "$CHECKS" > "$W/$name.toml"
+    else
+        config "$port" "$sink" "" > "$W/$name.toml"
+    fi
+done
 # The base may predate keys the new build has: drop what it refuses.
 if ! "$BASE" check-config --config "$W/base.toml" >/dev/null 2>&1; then
     sed -i '/max_connections_per_peer/d' "$W/base.toml"
@@ -49,8 +59,9 @@ BASE_PID=$!
 "$NEW" run --config "$W/new.toml" >"$W/new.log" 2>&1 &
 NEW_PID=$!
 for p in 35001 35002; do
-    for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 600); do (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
 done
 "$NEW" bench-compare --side "base=127.0.0.1:35001,127.0.0.1:35101,$BASE_PID" \
     --side "new=127.0.0.1:35002,127.0.0.1:35102,$NEW_PID" \
-    --connections "$CONNS" --rounds "$ROUNDS" --names "${NAMES:-10000}" --passes "${PASSES:-1}"
+    --connections "$CONNS" --rounds "$ROUNDS" --names "${NAMES:-10000}" --passes "${PASSES:-1}" \
+    --lines "${SEGMENT_LINES:-2000000}"

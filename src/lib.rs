@@ -6,16 +6,21 @@
 //! |---|---|---|
 //! | 1 | [`listen`] | carbon plaintext (TCP, UDP) and pickle ports; limits; backpressure |
 //! | 2 | [`codec`] | lines and pickle frames to [`codec::Metric`], with carbon's rules |
-//! | 3 | [`route`] | rules, clusters, bit-exact carbon and carbon-c-relay hashing |
-//! | 4 | [`relay`] | per-destination bounded queues, disk spools, writers, self-metrics |
-//! | 5 | [`alert`] | Seyren checks evaluated on the stream: index, state machine, engine |
+//! | 3 | [`route`] | rules, clusters, bit-exact carbon and carbon-c-relay hashing; the glob index |
+//! | 4 | [`relay`] | dispatch, per-destination bounded queues, disk spools, writers; the alerting tap |
+//! | 5 | [`alert`] | Seyren checks evaluated on the stream: state machine, engine, handle |
 //! | 6 | [`poll`] | checks on any Graphite expression, from the render API; live-check seeding |
-//! | 7 | [`notify`] | HTTP, Slack, PagerDuty, Alertmanager, email; the outbox worker |
-//! | 8 | [`store`] | checks, series states, alert history, outbox (SQLite) |
+//! | 7 | [`notify`] | one notifier per subscription type; the outbox |
+//! | 8 | [`store`] | checks, series states, alert history, outbox (SQLite); the store writer |
 //! | 9 | [`api`] | the admin HTTP port: Seyren's REST API, the web UI, `/metrics` |
 //!
-//! Around them: [`config`] (the TOML file), [`stats`] (shared counters),
-//! [`app`] (wiring, reload, shutdown) and [`bench`] (the load generators).
+//! Underneath: [`check`] (the vocabulary of alerting: checks, alerts,
+//! notifications, the storage port) and [`stats`] (shared counters), which
+//! import no stage. Above: [`config`] (the file, whose sections belong to
+//! the stages) and [`app`] (wiring, reload, shutdown). Imports only go
+//! down: `listen` drives `codec` and `relay`; `alert` reads the relay's tap
+//! and names no store or notifier. ARCHITECTURE.md has the full map, its
+//! invariants and the walk of one metric.
 #![deny(missing_docs)]
 
 pub mod alert;

@@ -2,13 +2,26 @@
 //! over a bounded command queue and come back on a oneshot, so the engine
 //! task stays the only owner of its state.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::alert::engine::EngineStats;
 use crate::check::{Check, SeriesState, StoreError};
 use crate::relay::tap::AlertTap;
+
+/// Engine counters.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Points evaluated (a point matching two checks counts twice).
+    pub evaluations: AtomicU64,
+    /// Committed series state changes.
+    pub transitions: AtomicU64,
+    /// Series tracked now.
+    pub series: AtomicU64,
+    /// New series refused by `max_series_per_check`.
+    pub series_refused: AtomicU64,
+}
 
 /// Why a check was refused.
 #[derive(Debug, thiserror::Error)]

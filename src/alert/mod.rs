@@ -19,6 +19,6 @@ pub mod handle;
 mod validate;
 
 pub use config::AlertingConfig;
-pub use engine::{start, Clock, EngineStats};
-pub use handle::{AlertHandle, CheckError, PollFailure, Recent};
+pub use engine::{start, Clock};
+pub use handle::{AlertHandle, CheckError, EngineStats, PollFailure, Recent};
 pub use validate::{config_check_id, validate};

@@ -1,5 +1,5 @@
 //! The state of one series of one check: the data the engine evolves and
-//! the store keeps. The rules that move it are in [`crate::alert::eval`].
+//! the store keeps. The rules that move it are in `alert::eval`.
 
 use std::collections::VecDeque;
 

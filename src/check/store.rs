@@ -1,5 +1,5 @@
 //! The storage port: what the engine, the outbox and the API need kept.
-//! [`crate::store`] implements it (SQLite today); nothing here names a
+//! The `store` stage implements it (SQLite today); nothing here names a
 //! backend.
 
 use crate::check::changes::Changes;

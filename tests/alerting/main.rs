@@ -7,6 +7,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod engine;
+mod graphite_poll;
+mod poller;
 
 use std::time::Duration;
 

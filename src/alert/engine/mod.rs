@@ -10,7 +10,7 @@
 //! the engine waits on that queue, the tap's queue fills, and the tap drops
 //! and counts points; forwarding never waits.
 //!
-//! Polled checks get their values from the [`poll`](crate::poll) stage
+//! Polled checks get their values from the `poll` stage
 //! through the command queue; [`polled`] applies them with the same series
 //! state machine.
 
@@ -21,7 +21,7 @@ mod start;
 pub use start::start;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::eval::check_state;
-use crate::alert::handle::Command;
+use crate::alert::handle::{Command, EngineStats};
 use crate::alert::{validate, AlertingConfig, CheckError};
 use crate::check::{
     new_id, Alert, AlertType, Changes, Check, NotificationKind, SeriesState, Store,
@@ -70,19 +70,6 @@ impl Default for Clock {
     fn default() -> Self {
         Clock::new()
     }
-}
-
-/// Engine counters.
-#[derive(Debug, Default)]
-pub struct EngineStats {
-    /// Points evaluated (a point matching two checks counts twice).
-    pub evaluations: AtomicU64,
-    /// Committed series state changes.
-    pub transitions: AtomicU64,
-    /// Series tracked now.
-    pub series: AtomicU64,
-    /// New series refused by `max_series_per_check`.
-    pub series_refused: AtomicU64,
 }
 
 /// One charted series' values.

@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Clock, Engine, EngineStats};
-use crate::alert::{AlertHandle, AlertingConfig, CheckError};
+use super::{Clock, Engine};
+use crate::alert::{AlertHandle, AlertingConfig, CheckError, EngineStats};
 use crate::check::{Changes, Check, Store, StoreError};
 use crate::relay::tap::AlertTap;
 use crate::route::index::PatternIndex;
@@ -21,8 +21,8 @@ use crate::route::index::PatternIndex;
 /// Starts the engine on `rt`, tracked by `tasks`, with its two ports: the
 /// store it loads from and writes checks to, and `changes`, where each
 /// step's changes go (the caller commits them: see
-/// [`crate::store::writer`]). `tz` is the zone subscription windows are
-/// read in. `config_checks` (with the ids [`crate::config::Config`] gave
+/// `store::writer`). `tz` is the zone subscription windows are
+/// read in. `config_checks` (with the ids the config gave
 /// them) are upserted first, so state saved by an earlier run is restored
 /// for them too.
 #[allow(clippy::too_many_arguments)]

@@ -5,13 +5,11 @@
 //! not "no data"; a live check is seeded from the render API after a
 //! restart; `/api/metrics/{target}/total` counts real series.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{wait_until, CarbonCache, GraphiteWeb, Hook};
 use carbonwatch::app::App;
 use carbonwatch::config::Config;
-use common::{wait_until, CarbonCache, GraphiteWeb, Hook};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 

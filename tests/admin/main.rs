@@ -2,7 +2,9 @@
 //! codes and JSON shapes, the error cases, the base path, bearer-token
 //! auth and the UI page.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod web_ui;
 
 use carbonwatch::app::App;
 use carbonwatch::config::Config;

@@ -4,15 +4,13 @@
 //! preemptive Basic auth, a check never polled twice at once, late runs
 //! skipped and counted, and a hung Graphite timed out into EXCEPTION.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::wait_until;
 use carbonwatch::app::App;
 use carbonwatch::config::Config;
-use common::wait_until;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -85,7 +83,7 @@ fn config(dir: &std::path::Path, graphite: &str, extra: &str) -> Config {
 }
 
 async fn metric(app: &App, name: &str) -> u64 {
-    common::metric(app.admin.unwrap(), name)
+    crate::common::metric(app.admin.unwrap(), name)
         .await
         .map_or(0, |v| v as u64)
 }

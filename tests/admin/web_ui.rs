@@ -3,13 +3,11 @@
 //! breaching points are sent to the proxy, and the check page shows the
 //! state change (and a chart of the values) without a reload.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::Sink;
 use carbonwatch::app::App;
 use carbonwatch::config::Config;
-use common::Sink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -20,7 +18,7 @@ type Ws =
 
 /// A headless chromium with one page, killed when dropped.
 struct Browser {
-    _child: common::Child,
+    _child: crate::common::Child,
     _profile: tempfile::TempDir,
     ws: Ws,
     next_id: u64,
@@ -43,7 +41,7 @@ impl Browser {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("chromium (Debian)");
-        let child = common::Child(child);
+        let child = crate::common::Child(child);
         // Chromium writes its DevTools port here once it listens.
         let port_file = profile.path().join("DevToolsActivePort");
         let mut port = None;
