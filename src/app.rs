@@ -36,7 +36,7 @@ pub enum StartError {
     Store {
         /// `[alerting] store`.
         path: String,
-        /// Why.
+        /// What the store said.
         #[source]
         source: crate::check::StoreError,
     },
@@ -46,24 +46,25 @@ pub enum StartError {
     /// The admin port's certificate or key could not be loaded.
     #[error("[admin] TLS: cannot load {file} and its key: {source}")]
     Tls {
-        /// The certificate file.
+        /// `[admin] tls_cert_file`.
         file: String,
-        /// The error.
+        /// What was wrong with it or its key.
         source: crate::api::server::TlsError,
     },
     /// A socket could not be bound.
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
-        /// Which listener.
+        /// The config key of the listener (`plaintext_tcp`, `admin`).
         what: &'static str,
-        /// The address.
+        /// The address it asked for.
         addr: SocketAddr,
-        /// The error.
+        /// Why the bind failed (in use, not permitted).
         source: std::io::Error,
     },
 }
 
-/// A running carbonwatch.
+/// A running carbonwatch: the addresses it bound (port 0 resolved), the
+/// relay and alerting for inspection, and what shutdown needs.
 #[derive(Debug)]
 pub struct App {
     /// Bound plaintext TCP address.

@@ -1,8 +1,13 @@
 //! Counters shared by every stage. Hot paths count into local integers and
 //! add them here once per read, so a counter costs one atomic add per batch,
-//! not per line. [`crate::api`] renders these for Prometheus and
-//! [`crate::relay::selfmetrics`] sends them into the stream, so both views
-//! read the same numbers.
+//! not per line.
+//!
+//! Every counter struct lists itself once, as [`Figure`]s (the
+//! [`Figures`] trait): each figure carries its Prometheus name and, where
+//! carbon-c-relay has one, its carbon self-metric name. The admin port's
+//! `/metrics` and the self-metrics sent into the stream both render those
+//! lists, so the two views read the same numbers under names written in
+//! one place.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -45,6 +50,128 @@ impl DropReason {
             DropReason::DropOldest => "drop_oldest",
             DropReason::ShutdownUndelivered => "shutdown_undelivered",
             DropReason::DatagramTooLong => "datagram_too_long",
+        }
+    }
+}
+
+/// Whether a figure only grows or is a level now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only grows (Prometheus `counter`).
+    Counter,
+    /// A level now (Prometheus `gauge`).
+    Gauge,
+}
+
+/// One exported figure, named once for both views: Prometheus
+/// (`carbonwatch_<prometheus>`) and the carbon self-metrics
+/// (`<prefix>.<carbon>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Figure<'a> {
+    /// The name after `carbonwatch_`, if Prometheus has it.
+    pub prometheus: Option<&'static str>,
+    /// The path after the self-metrics prefix, if carbon has it.
+    pub carbon: Option<&'static str>,
+    /// A label in Prometheus; in carbon, one more path node of its value.
+    pub label: Option<(&'static str, &'a str)>,
+    /// Counter or gauge.
+    pub kind: Kind,
+    /// The value now.
+    pub value: f64,
+}
+
+impl<'a> Figure<'a> {
+    /// A counter at `/metrics` only.
+    pub fn counter(prometheus: &'static str, value: u64) -> Self {
+        Figure {
+            prometheus: Some(prometheus),
+            carbon: None,
+            label: None,
+            kind: Kind::Counter,
+            value: value as f64,
+        }
+    }
+
+    /// A gauge at `/metrics` only.
+    pub fn gauge(prometheus: &'static str, value: f64) -> Self {
+        Figure {
+            kind: Kind::Gauge,
+            value,
+            ..Figure::counter(prometheus, 0)
+        }
+    }
+
+    /// A figure only the carbon self-metrics have (carbon-c-relay's sums).
+    pub fn carbon_only(carbon: &'static str, kind: Kind, value: f64) -> Self {
+        Figure {
+            prometheus: None,
+            carbon: Some(carbon),
+            label: None,
+            kind,
+            value,
+        }
+    }
+
+    /// Also sent as a carbon self-metric, named `carbon`.
+    pub fn carbon(self, carbon: &'static str) -> Self {
+        Figure {
+            carbon: Some(carbon),
+            ..self
+        }
+    }
+
+    /// With a label.
+    pub fn label(self, key: &'static str, value: &'a str) -> Self {
+        Figure {
+            label: Some((key, value)),
+            ..self
+        }
+    }
+}
+
+/// Counters that can list their figures.
+pub trait Figures {
+    /// Calls `out` once per figure.
+    fn figures(&self, out: &mut dyn FnMut(Figure<'_>));
+}
+
+impl Figures for Stats {
+    fn figures(&self, out: &mut dyn FnMut(Figure<'_>)) {
+        let n = |c: &AtomicU64| c.load(Relaxed);
+        out(Figure::counter("metrics_received_total", n(&self.received)).carbon("metricsReceived"));
+        out(Figure::carbon_only(
+            "metricsDropped",
+            Kind::Counter,
+            self.dropped_total() as f64,
+        ));
+        out(Figure::carbon_only(
+            "metricsDiscarded",
+            Kind::Counter,
+            self.rejected_total() as f64,
+        ));
+        out(Figure::counter("connections_total", n(&self.connections)).carbon("connections"));
+        out(Figure::counter("disconnects_total", n(&self.disconnects)).carbon("disconnects"));
+        out(Figure::counter(
+            "connections_refused_total",
+            n(&self.connections_refused),
+        ));
+        out(Figure::counter(
+            "connections_refused_per_peer_total",
+            n(&self.connections_refused_per_peer),
+        ));
+        out(Figure::counter(
+            "connections_idle_closed_under_pressure_total",
+            n(&self.idle_closed_under_pressure),
+        ));
+        for d in DropReason::ALL {
+            out(Figure::counter("dropped_total", self.dropped(d))
+                .carbon("dropped")
+                .label("reason", d.as_str()));
+        }
+        for r in Reject::ALL {
+            out(Figure::counter("rejected_total", self.rejected(r))
+                .carbon("rejected")
+                .label("reason", r.as_str()));
         }
     }
 }
@@ -108,7 +235,7 @@ impl Stats {
 /// Per-line counts kept by one connection between flushes.
 #[derive(Debug, Default)]
 pub struct LocalCounts {
-    /// Accepted metrics.
+    /// Metrics parsed and accepted since the last flush.
     pub received: u64,
     /// Rejections by reason.
     pub rejected: [u64; Reject::ALL.len()],

@@ -39,9 +39,9 @@ pub fn classify(check: &Check, value: f64) -> Option<AlertType> {
 /// A committed state change of one series.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Transition {
-    /// State before.
+    /// The committed state before the change.
     pub from: AlertType,
-    /// State after.
+    /// The state now committed.
     pub to: AlertType,
     /// The value that caused it; `None` for a no-data change.
     pub value: Option<f64>,

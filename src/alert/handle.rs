@@ -2,15 +2,16 @@
 //! over a bounded command queue and come back on a oneshot, so the engine
 //! task stays the only owner of its state.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::check::{Check, SeriesState, StoreError};
 use crate::relay::tap::AlertTap;
+use crate::stats::{Figure, Figures};
 
-/// Engine counters.
+/// What the engine has done, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct EngineStats {
     /// Points evaluated (a point matching two checks counts twice).
@@ -21,6 +22,25 @@ pub struct EngineStats {
     pub series: AtomicU64,
     /// New series refused by `max_series_per_check`.
     pub series_refused: AtomicU64,
+}
+
+impl Figures for EngineStats {
+    fn figures(&self, out: &mut dyn FnMut(Figure<'_>)) {
+        let n = |c: &AtomicU64| c.load(Relaxed);
+        out(Figure::counter(
+            "alert_evaluations_total",
+            n(&self.evaluations),
+        ));
+        out(Figure::counter(
+            "alert_transitions_total",
+            n(&self.transitions),
+        ));
+        out(Figure::gauge("alert_series", n(&self.series) as f64));
+        out(Figure::counter(
+            "alert_series_refused_total",
+            n(&self.series_refused),
+        ));
+    }
 }
 
 /// Why a check was refused.
@@ -59,9 +79,9 @@ pub(crate) enum Command {
 /// The handle the rest of carbonwatch holds.
 #[derive(Clone)]
 pub struct AlertHandle {
-    /// For dispatchers.
+    /// Where the relay's dispatchers offer points; the engine reads it.
     pub tap: Arc<AlertTap>,
-    /// Engine counters.
+    /// What the engine has done.
     pub stats: Arc<EngineStats>,
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) checks: watch::Receiver<Arc<Vec<Check>>>,

@@ -192,7 +192,8 @@ impl ApiContext {
     }
 }
 
-/// The admin routes.
+/// Every admin route: Seyren's API under the base path, the UI, the
+/// render proxy and `/metrics`, behind the guards.
 pub fn router(ctx: ApiContext) -> Router {
     use seyren::*;
     let api = Router::new()

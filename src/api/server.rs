@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::AdminConfig;
+use crate::stats::{Figure, Figures};
 
 /// Why the admin port's TLS setup could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,19 @@ pub struct AdminStats {
     pub refused: AtomicU64,
     /// Connections closed by the header or idle timeout.
     pub timed_out: AtomicU64,
+}
+
+impl Figures for AdminStats {
+    fn figures(&self, out: &mut dyn FnMut(Figure<'_>)) {
+        out(Figure::counter(
+            "admin_connections_refused_total",
+            self.refused.load(Relaxed),
+        ));
+        out(Figure::counter(
+            "admin_connections_timed_out_total",
+            self.timed_out.load(Relaxed),
+        ));
+    }
 }
 
 /// The limits one connection lives under.

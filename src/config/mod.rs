@@ -32,7 +32,7 @@ use crate::route::Router;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}: {key}: {message}")]
 pub struct ConfigIssue {
-    /// The config file.
+    /// The file, as given on the command line.
     pub file: String,
     /// 1-based line number.
     pub line: usize,
@@ -48,7 +48,7 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read {file}: {source}")]
     Read {
-        /// The path.
+        /// The path as given.
         file: String,
         /// The I/O error.
         source: std::io::Error,
@@ -96,7 +96,8 @@ pub struct RawConfig {
     pub check: Vec<Spanned<toml::Table>>,
 }
 
-/// A validated config.
+/// A config every stage can start from: addresses parsed, the router
+/// built, checks given their ids, every range checked.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where it came from.
@@ -117,7 +118,7 @@ pub struct Config {
     pub relay: RelayConfig,
     /// `[stats]`.
     pub stats: StatsConfig,
-    /// The routing table.
+    /// `[[cluster]]` and `[[route]]`, built and validated.
     pub router: Router,
     /// `[alerting]`.
     pub alerting: AlertingConfig,

@@ -63,7 +63,7 @@ impl<D: Decoder> TcpListener<D> {
         })
     }
 
-    /// The bound address.
+    /// The address bound, with port 0 resolved.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }

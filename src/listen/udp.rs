@@ -25,7 +25,7 @@ impl PlaintextUdpListener {
         })
     }
 
-    /// The bound address.
+    /// The address bound, with port 0 resolved.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.socket.local_addr()
     }

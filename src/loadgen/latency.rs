@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use super::http::read_http_body;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{payload, Sink};
@@ -155,33 +156,6 @@ pub async fn latency(opts: LatencyOptions) -> std::io::Result<LatencyReport> {
         load_rate,
     })
 }
-
-/// Reads the next HTTP/1.1 request from `s` and returns its body; `None`
-/// at end of stream. Bytes past that request stay in `buf` for the next
-/// call. Enough HTTP for a webhook receiver: `Content-Length` bodies only.
-pub async fn read_http_body(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
-    let mut chunk = [0u8; 16384];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                let body = buf[end + 4..end + 4 + len].to_vec();
-                buf.drain(..end + 4 + len);
-                return Some(body);
-            }
-        }
-        match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
 /// Answers webhook requests; records when the one naming
 /// `probe.r<pid>n<N>` arrived.
 async fn serve_hook(

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 mod compare;
+mod http;
 mod latency;
 
 pub use compare::{compare, CompareOptions, Side};

@@ -32,7 +32,7 @@ impl From<&NotifyConfig> for AlertmanagerConfig {
     }
 }
 
-/// The Alertmanager notifier.
+/// Delivers ALERTMANAGER subscriptions (see the module comment for the payload).
 #[derive(Debug, Clone)]
 pub struct AlertmanagerNotifier {
     client: reqwest::Client,

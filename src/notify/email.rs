@@ -35,7 +35,7 @@ impl EmailConfig {
     }
 }
 
-/// The email notifier.
+/// Delivers EMAIL subscriptions (see the module comment for the payload).
 #[derive(Debug, Clone)]
 pub struct EmailNotifier {
     cfg: EmailConfig,

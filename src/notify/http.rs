@@ -29,7 +29,7 @@ impl From<&NotifyConfig> for HttpConfig {
     }
 }
 
-/// The HTTP notifier.
+/// Delivers HTTP subscriptions (see the module comment for the payload).
 #[derive(Debug, Clone)]
 pub struct HttpNotifier {
     client: reqwest::Client,

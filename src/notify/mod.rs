@@ -40,9 +40,9 @@ pub enum NotifyError {
     /// An address (the sender or the subscription's target) is not one.
     #[error("{what}: {source}")]
     Address {
-        /// Which address.
+        /// Which address it was (`from`, `to`).
         what: &'static str,
-        /// Why.
+        /// What lettre found wrong with it.
         #[source]
         source: lettre::address::AddressError,
     },
@@ -78,13 +78,13 @@ impl NotifyError {
 pub struct SmtpConfig {
     /// Server host; `""` disables EMAIL subscriptions.
     pub host: String,
-    /// Server port.
+    /// Server port (25, 587 for STARTTLS, 465 for `smtps`).
     pub port: u16,
-    /// Sender address.
+    /// Sender address (`SMTP_FROM` or `SEYREN_FROM_EMAIL`).
     pub from: String,
     /// Login, if the server needs one.
     pub username: String,
-    /// Password.
+    /// Password for `username`; never logged.
     pub password: String,
     /// `smtp` (STARTTLS when the server offers it, required on port 587)
     /// or `smtps` (TLS from the first byte).

@@ -26,8 +26,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::check::{Notification, NotificationKind, NotificationSink, NotificationStatus, Store};
 use crate::notify::{Notifiers, NotifyConfig};
+use crate::stats::{Figure, Figures};
 
-/// Outbox counters.
+/// What became of deliveries, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct OutboxStats {
     /// Delivered notifications.
@@ -41,6 +42,23 @@ pub struct OutboxStats {
     /// Notifications left pending because their destination's lane was
     /// full.
     pub deferred_busy: AtomicU64,
+}
+
+impl Figures for OutboxStats {
+    fn figures(&self, out: &mut dyn FnMut(Figure<'_>)) {
+        for (outcome, n) in [
+            ("delivered", &self.delivered),
+            ("retried", &self.retried),
+            ("failed", &self.failed),
+            ("superseded", &self.superseded),
+        ] {
+            out(Figure::counter("notifications_total", n.load(Relaxed)).label("outcome", outcome));
+        }
+        out(Figure::counter(
+            "notifications_deferred_busy_total",
+            self.deferred_busy.load(Relaxed),
+        ));
+    }
 }
 
 /// The most a shutdown waits for deliveries in flight.
@@ -79,12 +97,13 @@ impl NotificationSink for Inbox {
     }
 }
 
-/// The delivery worker.
+/// The delivery worker: fresh notifications from its inbox, due ones
+/// from the store's poll, each through its destination's lane.
 pub struct Outbox {
     store: Arc<dyn Store>,
     notifiers: Arc<Notifiers>,
     cfg: NotifyConfig,
-    /// Its counters.
+    /// What became of its deliveries.
     pub stats: Arc<OutboxStats>,
 }
 

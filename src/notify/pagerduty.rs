@@ -27,7 +27,7 @@ impl From<&NotifyConfig> for PagerDutyConfig {
     }
 }
 
-/// The PagerDuty notifier.
+/// Delivers PAGERDUTY subscriptions (see the module comment for the payload).
 #[derive(Debug, Clone)]
 pub struct PagerDutyNotifier {
     client: reqwest::Client,

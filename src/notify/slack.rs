@@ -36,7 +36,7 @@ impl From<&NotifyConfig> for SlackConfig {
     }
 }
 
-/// The Slack notifier.
+/// Delivers SLACK subscriptions (see the module comment for the payload).
 #[derive(Debug, Clone)]
 pub struct SlackNotifier {
     client: reqwest::Client,

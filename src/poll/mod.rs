@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::alert::{AlertHandle, PollFailure};
 use crate::check::model::Check;
+use crate::stats::{Figure, Figures};
 pub use render::{RenderClient, RenderError};
 
 /// `[graphite]`: the render API the poller reads. Seyren's `GRAPHITE_*`
@@ -89,6 +90,27 @@ pub struct PollStats {
     pub lateness_max_ms: AtomicU64,
 }
 
+/// The lateness buckets' upper bounds as labels (the last is `+Inf`).
+const LATENESS_LABELS: [&str; 6] = ["10", "100", "1000", "10000", "60000", "+Inf"];
+
+impl Figures for PollStats {
+    fn figures(&self, out: &mut dyn FnMut(Figure<'_>)) {
+        let n = |c: &AtomicU64| c.load(Relaxed);
+        out(Figure::counter("poll_runs_total", n(&self.runs)));
+        out(Figure::counter("poll_errors_total", n(&self.errors)));
+        out(Figure::counter("poll_skipped_total", n(&self.skipped)));
+        out(Figure::counter("poll_seeded_total", n(&self.seeded)));
+        out(Figure::gauge("poll_checks", n(&self.scheduled) as f64));
+        out(Figure::gauge(
+            "poll_start_lateness_max_ms",
+            n(&self.lateness_max_ms) as f64,
+        ));
+        for (count, below) in self.lateness.iter().zip(LATENESS_LABELS) {
+            out(Figure::counter("poll_start_lateness_ms", n(count)).label("below", below));
+        }
+    }
+}
+
 /// Upper bounds of the lateness buckets, in ms.
 pub const LATENESS_BUCKETS_MS: [u64; 5] = [10, 100, 1000, 10_000, 60_000];
 
@@ -112,12 +134,13 @@ struct Entry {
     running: Arc<AtomicBool>,
 }
 
-/// The poller.
+/// Renders each enabled polled check at its interval, at most
+/// `max_concurrent_requests` at once, and hands the results to the engine.
 pub struct Poller {
     client: RenderClient,
     cfg: GraphiteConfig,
     alerts: AlertHandle,
-    /// Its counters.
+    /// Runs, failures, skips and lateness, for `/metrics`.
     pub stats: Arc<PollStats>,
 }
 
@@ -357,5 +380,19 @@ mod tests {
             "spread over the minute: {}",
             phases.len()
         );
+    }
+}
+
+#[cfg(test)]
+mod figure_tests {
+    use super::*;
+
+    #[test]
+    fn lateness_labels_name_the_buckets() {
+        for (label, bound) in LATENESS_LABELS.iter().zip(LATENESS_BUCKETS_MS) {
+            assert_eq!(*label, bound.to_string());
+        }
+        assert_eq!(LATENESS_LABELS.len(), LATENESS_BUCKETS_MS.len() + 1);
+        assert_eq!(LATENESS_LABELS[LATENESS_BUCKETS_MS.len()], "+Inf");
     }
 }

@@ -29,6 +29,7 @@ use crate::relay::queue::{Batch, BatchQueue};
 use crate::relay::spool::{Spool, SpoolError, SpoolLimits};
 use crate::relay::{RelayConfig, WhenFull};
 use crate::route::{DestinationSpec, Protocol};
+use crate::stats::{Figure, Figures};
 
 /// Counters of one destination.
 #[derive(Debug, Default)]
@@ -48,7 +49,7 @@ pub struct DestinationStats {
     /// Lines per second replayed from the spool, over the syncer's last
     /// interval (`f64` bits).
     pub replay_rate_bits: AtomicU64,
-    /// Successful connects.
+    /// Connections established (a reconnect counts again).
     pub connects: AtomicU64,
     /// Failed connects and broken connections.
     pub failures: AtomicU64,
@@ -58,6 +59,69 @@ impl DestinationStats {
     /// Lines per second replayed from the spool, lately.
     pub fn replay_rate(&self) -> f64 {
         f64::from_bits(self.replay_rate_bits.load(Relaxed))
+    }
+}
+
+/// A destination's figures, without its name: `/metrics` labels them with
+/// `destination`, the self-metrics put them under
+/// `destinations.<host_port>`.
+impl Figures for Destination {
+    fn figures(&self, out: &mut dyn FnMut(Figure<'_>)) {
+        let st = &self.stats;
+        let n = |c: &AtomicU64| c.load(Relaxed);
+        out(Figure::counter("destination_sent_total", n(&st.sent_lines)).carbon("sent"));
+        out(
+            Figure::counter("destination_requeued_total", n(&st.requeued_lines)).carbon("requeued"),
+        );
+        out(Figure::counter("destination_dropped_total", n(&st.dropped_lines)).carbon("dropped"));
+        out(Figure::counter("destination_failures_total", n(&st.failures)).carbon("failures"));
+        out(Figure::gauge("destination_queued_lines", self.queue.lines() as f64).carbon("queued"));
+        out(Figure::gauge(
+            "destination_queued_bytes",
+            self.queue.bytes() as f64,
+        ));
+        let spooled = Figure::counter("destination_spooled_total", n(&st.spooled_lines));
+        let replayed = Figure::counter("destination_replayed_total", n(&st.replayed_lines));
+        match &self.spool {
+            None => {
+                out(spooled);
+                out(replayed);
+            }
+            Some(spool) => {
+                out(spooled.carbon("spool.spooled"));
+                out(replayed.carbon("spool.replayed"));
+                let sp = spool.lock().unwrap_or_else(|p| p.into_inner());
+                out(Figure::gauge("destination_spool_bytes", sp.bytes() as f64)
+                    .carbon("spool.bytes"));
+                out(
+                    Figure::gauge("destination_spool_segments", sp.segments() as f64)
+                        .carbon("spool.segments"),
+                );
+                out(Figure::counter(
+                    "destination_spool_corrupt_regions_total",
+                    sp.damage.corrupt_regions,
+                ));
+                out(Figure::counter(
+                    "destination_spool_quarantined_total",
+                    sp.damage.quarantined,
+                ));
+                out(Figure::counter(
+                    "destination_spool_errors_total",
+                    n(&st.spool_errors),
+                ));
+                out(
+                    Figure::gauge("destination_spool_oldest_age_seconds", sp.oldest_age_secs())
+                        .carbon("spool.oldestAgeSeconds"),
+                );
+                out(Figure::gauge(
+                    "destination_spool_replay_lines_per_second",
+                    st.replay_rate(),
+                )
+                .carbon("spool.replayRate"));
+            }
+        }
+        let up = if self.is_healthy() { 1.0 } else { 0.0 };
+        out(Figure::gauge("destination_up", up));
     }
 }
 

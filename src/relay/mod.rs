@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::codec::Metric;
 use crate::relay::tap::{AlertFlush, AlertTap, Key, TapCache};
 use crate::route::{DestinationSpec, Router, Routes};
-use crate::stats::{DropReason, LocalCounts, Stats};
+use crate::stats::{DropReason, Figure, Figures, Kind, LocalCounts, Stats};
 pub use config::{RelayConfig, StatsConfig, WhenFull};
 pub use destination::Destination;
 pub use queue::{Batch, BatchQueue};
@@ -221,6 +221,34 @@ impl Relay {
         self.syncers.close();
         self.syncers.wait().await;
         (undelivered, spooled)
+    }
+}
+
+/// The relay's own figures: the process-wide counters and carbon-c-relay's
+/// sums over destinations. Each destination lists its own.
+impl Figures for Relay {
+    fn figures(&self, out: &mut dyn FnMut(Figure<'_>)) {
+        self.stats.figures(out);
+        let dests = self.destinations();
+        let sent: u64 = dests
+            .iter()
+            .map(|d| {
+                d.stats
+                    .sent_lines
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .sum();
+        let queued: usize = dests.iter().map(|d| d.queue.lines()).sum();
+        out(Figure::carbon_only(
+            "metricsSent",
+            Kind::Counter,
+            sent as f64,
+        ));
+        out(Figure::carbon_only(
+            "metricsQueued",
+            Kind::Gauge,
+            queued as f64,
+        ));
     }
 }
 

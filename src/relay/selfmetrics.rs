@@ -16,16 +16,15 @@
 //!
 //! Counters are cumulative, as carbon-c-relay sends them by default.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{Metric, ParseOptions, Reject};
+use crate::codec::{Metric, ParseOptions};
 use crate::relay::Relay;
 use crate::relay::StatsConfig;
-use crate::stats::DropReason;
+use crate::stats::{Figure, Figures};
 
 /// The prefix with `{host}` filled in (dots in the host name become `_`).
 pub fn prefix(cfg: &StatsConfig) -> String {
@@ -35,71 +34,27 @@ pub fn prefix(cfg: &StatsConfig) -> String {
     cfg.prefix.replace("{host}", &host)
 }
 
-/// Every self-metric as `(name, value)`.
+/// Every self-metric as `(name, value)`: the figures that have a carbon
+/// name, the relay's under `prefix`, each destination's under
+/// `prefix.destinations.<host_port>`.
 pub fn snapshot(relay: &Relay, prefix: &str) -> Vec<(String, f64)> {
-    let s = &relay.stats;
-    let dests = relay.destinations();
-    let sent: u64 = dests.iter().map(|d| d.stats.sent_lines.load(Relaxed)).sum();
-    let queued: usize = dests.iter().map(|d| d.queue.lines()).sum();
-    let mut out = vec![
-        (
-            format!("{prefix}.metricsReceived"),
-            s.received.load(Relaxed) as f64,
-        ),
-        (format!("{prefix}.metricsSent"), sent as f64),
-        (format!("{prefix}.metricsQueued"), queued as f64),
-        (format!("{prefix}.metricsDropped"), s.dropped_total() as f64),
-        (
-            format!("{prefix}.metricsDiscarded"),
-            s.rejected_total() as f64,
-        ),
-        (
-            format!("{prefix}.connections"),
-            s.connections.load(Relaxed) as f64,
-        ),
-        (
-            format!("{prefix}.disconnects"),
-            s.disconnects.load(Relaxed) as f64,
-        ),
-    ];
-    out.extend(DropReason::ALL.iter().map(|d| {
-        (
-            format!("{prefix}.dropped.{}", d.as_str()),
-            s.dropped(*d) as f64,
-        )
-    }));
-    out.extend(Reject::ALL.iter().map(|r| {
-        (
-            format!("{prefix}.rejected.{}", r.as_str()),
-            s.rejected(*r) as f64,
-        )
-    }));
-    for d in &dests {
+    let mut out = Vec::new();
+    let mut under = |node: &str, f: Figure<'_>| {
+        if let Some(name) = f.carbon {
+            let name = match f.label {
+                Some((_, v)) => format!("{node}.{name}.{v}"),
+                None => format!("{node}.{name}"),
+            };
+            out.push((name, f.value));
+        }
+    };
+    relay.figures(&mut |f| under(prefix, f));
+    for d in relay.destinations() {
         let node = format!(
             "{prefix}.destinations.{}",
             d.spec.address().replace(['.', ':'], "_")
         );
-        let st = &d.stats;
-        let count = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed) as f64;
-        let mut values = vec![
-            ("sent", count(&st.sent_lines)),
-            ("queued", d.queue.lines() as f64),
-            ("dropped", count(&st.dropped_lines)),
-            ("requeued", count(&st.requeued_lines)),
-            ("failures", count(&st.failures)),
-        ];
-        if let Some(spool) = &d.spool {
-            let sp = spool.lock().unwrap_or_else(|p| p.into_inner());
-            values.extend([
-                ("spool.bytes", sp.bytes() as f64),
-                ("spool.segments", sp.segments() as f64),
-                ("spool.oldestAgeSeconds", sp.oldest_age_secs()),
-                ("spool.spooled", count(&st.spooled_lines)),
-                ("spool.replayed", count(&st.replayed_lines)),
-                ("spool.replayRate", st.replay_rate()),
-            ]);
-        }
-        out.extend(values.into_iter().map(|(k, v)| (format!("{node}.{k}"), v)));
+        d.figures(&mut |f| under(&node, f));
     }
     out
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 pub use crate::relay::answers::{AnswerCache, Key};
 use crate::route::index::PatternIndex;
+use crate::stats::{Figure, Figures};
 
 /// Points for the engine. Their names share one buffer, so a batch costs
 /// two allocations rather than one per point.
@@ -101,7 +102,7 @@ impl AlertTap {
         self.index.store(index);
     }
 
-    /// The current index.
+    /// The index the engine published last.
     pub fn index(&self) -> Arc<PatternIndex> {
         self.index.load_full()
     }
@@ -115,6 +116,19 @@ impl AlertTap {
             pending: Points::default(),
             pending_since: None,
         }
+    }
+}
+
+impl Figures for AlertTap {
+    fn figures(&self, out: &mut dyn FnMut(Figure<'_>)) {
+        out(Figure::counter(
+            "alert_points_total",
+            self.points_sent.load(Relaxed),
+        ));
+        out(Figure::counter(
+            "alert_points_dropped_total",
+            self.points_dropped.load(Relaxed),
+        ));
     }
 }
 
@@ -137,7 +151,8 @@ pub const TAP_BATCH_POINTS: usize = 1024;
 /// When a flush hands the engine its points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertFlush {
-    /// Now.
+    /// Everything pending, whatever its size (a paused client, a
+    /// closing connection, UDP).
     All,
     /// Once the batch is large or old enough: every hand-over may wake
     /// the engine's thread, and one wake-up per read cost more CPU than

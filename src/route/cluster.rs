@@ -43,12 +43,13 @@ enum Placement {
     Jump(JumpRing),
 }
 
-/// A built cluster.
+/// A cluster ready to route: its members resolved to destination ids and
+/// its hash ring, if it has one, built.
 #[derive(Debug, Clone)]
 pub struct Cluster {
     /// Its name in the config.
     pub name: String,
-    /// Its type.
+    /// How it picks members: forward, any_of, failover, a hash ring.
     pub kind: ClusterType,
     replication: usize,
     placement: Placement,

@@ -40,7 +40,7 @@ pub struct DestinationSpec {
     pub host: String,
     /// TCP port.
     pub port: u16,
-    /// Wire protocol.
+    /// Plaintext or pickle towards it (carbon-c-relay's `proto`).
     pub protocol: Protocol,
 }
 

@@ -9,12 +9,22 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::check::{Changes, NotificationSink, Store};
+use crate::stats::{Figure, Figures};
 
 /// The writer's counters.
 #[derive(Debug, Default)]
 pub struct WriterStats {
     /// Steps the store failed to commit.
     pub commit_errors: AtomicU64,
+}
+
+impl Figures for WriterStats {
+    fn figures(&self, out: &mut dyn FnMut(Figure<'_>)) {
+        out(Figure::counter(
+            "alert_store_errors_total",
+            self.commit_errors.load(Relaxed),
+        ));
+    }
 }
 
 /// Commits the engine's changes, merging whatever is queued into one

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::common::{wait_until, CarbonCache, GraphiteWeb, Hook};
+use crate::common::{send, wait_until, CarbonCache, GraphiteWeb, Hook};
 use carbonwatch::app::App;
 use carbonwatch::config::Config;
 use serde_json::Value;
@@ -33,14 +33,6 @@ fn subscription(hook: &Hook) -> String {
         "[[check.subscription]]\ntype = \"HTTP\"\ntarget = \"http://{}/hook\"\n",
         hook.addr
     )
-}
-
-async fn send(app: &App, lines: &str) {
-    let mut s = tokio::net::TcpStream::connect(app.plaintext_tcp.unwrap())
-        .await
-        .unwrap();
-    s.write_all(lines.as_bytes()).await.unwrap();
-    s.shutdown().await.unwrap();
 }
 
 async fn api_get(app: &App, path: &str) -> Value {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use carbonwatch::app::App;
 use carbonwatch::check::AlertType;
 use carbonwatch::config::Config;
-use common::{wait_until, Hook, Sink};
+use common::{send, wait_until, Hook, Sink};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -39,14 +39,6 @@ fn http_check(name: &str, target: &str, hook: &Hook, extra: &str) -> String {
          [[check.subscription]]\ntype = \"HTTP\"\ntarget = \"http://{}/hook\"\n",
         hook.addr
     )
-}
-
-async fn send(app: &App, lines: &str) {
-    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
-        .await
-        .unwrap();
-    s.write_all(lines.as_bytes()).await.unwrap();
-    s.shutdown().await.unwrap();
 }
 
 #[tokio::test]

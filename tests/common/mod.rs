@@ -519,28 +519,19 @@ pub fn tcp_buffer_max(sysctl: &str) -> usize {
         .unwrap()
 }
 
-/// Reads one HTTP request (headers and a `Content-Length` body) from `s`,
-/// keeping what follows in `buf` for the next. None at EOF.
-pub async fn read_http_body(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let mut chunk = [0u8; 16384];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                let body = buf[end + 4..end + 4 + len].to_vec();
-                buf.drain(..end + 4 + len);
-                return Some(body);
-            }
-        }
-        match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
+/// Sends `lines` to `app`'s plaintext port on a new connection and closes
+/// it, so that everything written is read before the connection ends.
+pub async fn send(app: &carbonwatch::app::App, lines: &str) {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    s.write_all(lines.as_bytes()).await.unwrap();
+    s.shutdown().await.unwrap();
 }
+
+// The load generator's HTTP request reader, shared by path: the webhook
+// stand-in reads requests the same way.
+#[path = "../../src/loadgen/http.rs"]
+mod http;
+pub use http::read_http_body;

@@ -49,7 +49,7 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// Starts now.
+    /// A clock reading the wall time now and tokio's time after.
     pub fn new() -> Self {
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -30,11 +30,11 @@ use crate::codec::{pyfloat, Reject};
 /// One decoded item: `(name, timestamp, value)` before carbon's checks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
-    /// The metric name.
+    /// The metric name as sent, not yet checked against carbon's rules.
     pub name: String,
     /// Timestamp, as a float the way carbon reads it.
     pub timestamp: f64,
-    /// Value.
+    /// The value, which may still be NaN or infinite (the caller rejects those).
     pub value: f64,
 }
 
