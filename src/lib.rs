@@ -50,3 +50,78 @@ pub fn unix_now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// The import rules of the crate map and ARCHITECTURE.md, checked against
+/// the source: each stage may name only the stages below it.
+#[cfg(test)]
+mod layering {
+    use std::path::Path;
+
+    /// Every module and the crate modules it may name.
+    const MAY_USE: &[(&str, &[&str])] = &[
+        ("check", &[]),
+        ("codec", &[]),
+        ("route", &[]),
+        ("stats", &["codec"]),
+        ("relay", &["codec", "route", "stats"]),
+        ("listen", &["codec", "relay", "stats"]),
+        ("alert", &["check", "relay", "route", "stats"]),
+        ("notify", &["check", "stats"]),
+        ("store", &["check", "stats"]),
+        ("poll", &["alert", "check", "stats"]),
+        (
+            "api",
+            &[
+                "alert", "check", "notify", "poll", "relay", "route", "stats", "store",
+            ],
+        ),
+        (
+            "config",
+            &[
+                "alert", "api", "check", "listen", "notify", "poll", "relay", "route",
+            ],
+        ),
+    ];
+
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn every_stage_names_only_the_stages_below_it() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let modules: Vec<&str> = MAY_USE.iter().map(|(m, _)| *m).chain(["app"]).collect();
+        let mut wrong = Vec::new();
+        for (module, allowed) in MAY_USE {
+            let mut files = Vec::new();
+            let dir = src.join(module);
+            if dir.is_dir() {
+                sources(&dir, &mut files);
+            } else {
+                files.push(src.join(format!("{module}.rs")));
+            }
+            for file in files {
+                let text = std::fs::read_to_string(&file).unwrap();
+                for used in &modules {
+                    let named = text.contains(&format!("crate::{used}::"))
+                        || text.contains(&format!("crate::{used}}}"))
+                        || text.contains(&format!("crate::{used};"));
+                    if named && used != module && !allowed.contains(used) {
+                        wrong.push(format!("{} names {used}", file.display()));
+                    }
+                }
+                if *module == "listen" && text.to_ascii_lowercase().contains("alert") {
+                    wrong.push(format!("{} mentions alerting", file.display()));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+}

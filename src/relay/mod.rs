@@ -6,7 +6,13 @@
 //! * [`queue`]: the bounded queue per destination; waiting on it is the
 //!   backpressure that pauses reading from TCP clients.
 //! * [`destination`]: writer tasks, reconnects, plaintext or pickle.
+//! * [`spool`]: the disk spool a full queue or a down destination spills to.
 //! * [`selfmetrics`]: carbon-style self-metrics sent through the router.
+//! * [`tap`]: where each dispatched metric is offered to alerting; the
+//!   dispatcher decides when its points are handed over, so listeners only
+//!   see [`Dispatcher::lookahead`], [`Dispatcher::prepare`],
+//!   [`Dispatcher::holds_back`] and [`Dispatcher::on_idle`].
+//! * [`answers`]: the tap's per-name cache of match answers.
 //!
 //! The routing [`Table`] is swapped atomically on reload; destinations whose
 //! address and protocol did not change keep their queue and connections.
