@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use jiff::tz::TimeZone;
 
-use super::{CheckRt, Engine, History, CHART_POINTS, CHART_SERIES};
+use super::{Engine, History, CHART_POINTS, CHART_SERIES};
 use crate::alert::eval::Transition;
 use crate::check::{
     new_id, schedule, Alert, AlertType, Changes, Check, NewNotification, NotificationKind,
@@ -77,42 +77,19 @@ impl Engine {
         let changed = series.observe(&rt.check, value, now);
         let state = series.state;
         if let Some(t) = changed {
-            series.last_notified_ms = Some(now);
-            let saved = series.clone();
-            Self::transition(
-                rt,
+            let a = commit(
+                &rt.check,
+                &mut rt.counts,
+                series,
                 name,
                 t,
                 now,
-                saved,
                 &mut self.batch,
-                &mut self.changed,
-                slot,
             );
+            self.changed.push((slot, a));
             self.stats.transitions.fetch_add(1, Relaxed);
         }
         Some(state)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn transition(
-        rt: &mut CheckRt,
-        name: &str,
-        t: Transition,
-        now: i64,
-        saved: SeriesState,
-        batch: &mut Changes,
-        changed: &mut Vec<(Slot, Alert)>,
-        slot: Slot,
-    ) {
-        rt.counts[t.from as usize] -= 1;
-        rt.counts[t.to as usize] += 1;
-        let alert = alert(&rt.check, name, t, now);
-        batch
-            .series
-            .push((rt.check.id.clone(), name.to_string(), saved));
-        batch.alerts.push(alert.clone());
-        changed.push((slot, alert));
     }
 
     pub(super) fn tick(&mut self, now: i64) {
@@ -124,18 +101,16 @@ impl Engine {
             for name in names {
                 let series = rt.series.get_mut(&name).expect("key from the map");
                 if let Some(t) = series.tick(&rt.check, now) {
-                    series.last_notified_ms = Some(now);
-                    let saved = series.clone();
-                    Self::transition(
-                        rt,
+                    let a = commit(
+                        &rt.check,
+                        &mut rt.counts,
+                        series,
                         &name,
                         t,
                         now,
-                        saved,
                         &mut self.batch,
-                        &mut self.changed,
-                        slot,
                     );
+                    self.changed.push((slot, a));
                     self.stats.transitions.fetch_add(1, Relaxed);
                 } else if series.reminder_due(&rt.check, now) {
                     let saved = series.clone();
@@ -161,6 +136,29 @@ impl Engine {
             }
         }
     }
+}
+
+/// Commits one series' change: the check's state counts, the series'
+/// state to save and the alert row go into the step's `batch`; the alert
+/// is returned for the step's notifications.
+fn commit(
+    check: &Check,
+    counts: &mut [usize; 5],
+    series: &mut SeriesState,
+    name: &str,
+    t: Transition,
+    now: i64,
+    batch: &mut Changes,
+) -> Alert {
+    series.last_notified_ms = Some(now);
+    counts[t.from as usize] -= 1;
+    counts[t.to as usize] += 1;
+    let alert = alert(check, name, t, now);
+    batch
+        .series
+        .push((check.id.clone(), name.to_string(), series.clone()));
+    batch.alerts.push(alert.clone());
+    alert
 }
 
 /// The alert record of one series' change, with the check's thresholds
