@@ -4,7 +4,7 @@
 //! tagged and non-ASCII ones included, over rings big enough (60 members)
 //! that ring collisions occur, which is where the two families differ.
 //!
-//! Run with `cargo test --test hash_differential -- --include-ignored`.
+//! Run with `cargo test --test compat hash -- --include-ignored`.
 
 use std::collections::HashMap;
 use std::io::Write;
