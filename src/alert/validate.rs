@@ -27,7 +27,9 @@ pub fn validate(check: &Check) -> Result<(), CheckError> {
                 check.target
             ));
         }
-        crate::route::Glob::new(&check.target).map_err(|e| CheckError::Invalid(e.to_string()))?;
+        // Exactly what the engine's index will take.
+        crate::route::index::PatternIndex::check(&check.target)
+            .map_err(|e| CheckError::Invalid(e.to_string()))?;
     }
     Ok(())
 }

@@ -40,7 +40,7 @@ pub fn bounded_regex(pattern: &str) -> Result<Regex, regex::Error> {
 }
 
 /// Checks a glob's size and nesting before anything recurses over it.
-fn check_limits(pattern: &str) -> Result<(), GlobError> {
+pub fn check_limits(pattern: &str) -> Result<(), GlobError> {
     let err = |reason: String| GlobError {
         pattern: pattern.to_string(),
         reason,
