@@ -38,21 +38,36 @@ pub async fn start(
 ) -> Result<AlertHandle, CheckError> {
     let s = store.clone();
     let (checks, series) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-        let stored: HashMap<String, Check> = s
-            .load_checks()?
-            .into_iter()
-            .map(|c| (c.id.clone(), c))
+        // The stored checks in the store's order (insertion; an update
+        // keeps its place), with the file's merged in: only those that
+        // changed are written, so a restart with the same file writes
+        // nothing, and nothing is read back.
+        let mut checks = s.load_checks()?;
+        let at: HashMap<String, usize> = checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
             .collect();
-        let mut upserts = Vec::with_capacity(config_checks.len());
+        let mut changed = Vec::new();
         for mut c in config_checks {
-            if let Some(old) = stored.get(&c.id) {
+            if let Some(&i) = at.get(&c.id) {
+                let old = &checks[i];
                 c.state = old.state;
                 c.last_check = old.last_check;
+                if *old == c {
+                    continue;
+                }
             }
-            upserts.push(c);
+            changed.push(c);
         }
-        s.put_checks(&upserts)?;
-        Ok((s.load_checks()?, s.load_series()?))
+        s.put_checks(&changed)?;
+        for c in changed {
+            match at.get(&c.id) {
+                Some(&i) => checks[i] = c,
+                None => checks.push(c),
+            }
+        }
+        Ok((checks, s.load_series()?))
     })
     .await
     .map_err(|_| CheckError::Stopped)??;
