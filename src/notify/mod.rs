@@ -1,11 +1,13 @@
 //! Stage 7, **notify**: delivering alert notifications.
 //!
-//! Every channel is a [`Notifier`] with the same two methods, so knowing
-//! one means knowing all: [`http`] (Seyren's JSON payload), [`slack`]
+//! Every channel is a [`Notifier`] of the same shape (a config struct of
+//! its own, a payload builder, `send`), so knowing one means knowing all:
+//! [`http`] (Seyren's JSON payload), [`slack`]
 //! (incoming webhook), [`pagerduty`] (Events API v2), [`alertmanager`] (v2
 //! alerts API, so grouping and silences come from Alertmanager) and
 //! [`email`] (SMTP through lettre). [`outbox`] drives them from the store's
-//! outbox with retries; [`schedule`] decides when a subscription listens.
+//! outbox with retries; when a subscription listens is the vocabulary's
+//! (`check::schedule`), decided before a notification is queued.
 
 pub mod alertmanager;
 pub mod email;

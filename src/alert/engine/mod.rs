@@ -2,7 +2,7 @@
 //!
 //! It takes batches of points from the [`tap`](crate::relay::tap),
 //! evaluates each against the checks whose glob matches the name
-//! ([`observe`]), and every `tick_ms` advances time for `for`, `window`,
+//! (`observe`), and every `tick_ms` advances time for `for`, `window`,
 //! `noDataAfter` and `repeatEvery`. What one step changes (alert rows,
 //! series and check states, notifications) leaves as one [`Changes`] on
 //! the bounded queue the engine was given; whoever holds the other end (the
@@ -11,7 +11,7 @@
 //! and counts points; forwarding never waits.
 //!
 //! Polled checks get their values from the `poll` stage
-//! through the command queue; [`polled`] applies them with the same series
+//! through the command queue; `polled` applies them with the same series
 //! state machine.
 
 mod observe;
