@@ -412,6 +412,16 @@ mod tests {
         }
     }
 
+    /// A fixed shuffle (xorshift64 from `state`): each call a new order.
+    fn shuffle(names: &mut [String], state: &mut u64) {
+        for i in (1..names.len()).rev() {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            names.swap(i, (*state % (i as u64 + 1)) as usize);
+        }
+    }
+
     /// Looks `names` up in order, storing what is not cached; returns the
     /// wrong guesses.
     fn pass(c: &mut AnswerCache, names: &[String]) -> u32 {
@@ -481,12 +491,7 @@ mod tests {
         assert!(c.predictable(), "the same order again");
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         for _ in 0..3 {
-            for i in (1..names.len()).rev() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                names.swap(i, (state % (i as u64 + 1)) as usize);
-            }
+            shuffle(&mut names, &mut state);
             pass(&mut c, &names);
             assert!(!c.predictable(), "a new order every pass");
         }
@@ -505,12 +510,7 @@ mod tests {
         // A fixed shuffle: each round visits the names in a new order.
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         for _ in 0..3 {
-            for i in (1..names.len()).rev() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                names.swap(i, (state % (i as u64 + 1)) as usize);
-            }
+            shuffle(&mut names, &mut state);
             assert!(pass(&mut c, &names) > 1900);
         }
         assert!(!c.predictable());

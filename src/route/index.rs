@@ -59,14 +59,6 @@ fn is_complex(pattern: &str) -> bool {
     })
 }
 
-/// The matcher for one node `part` of `pattern`.
-fn node_glob(part: &str, pattern: &str) -> Result<NodeGlob, GlobError> {
-    NodeGlob::new(part).ok_or_else(|| GlobError {
-        pattern: pattern.to_string(),
-        reason: format!("node {part:?} has unbalanced braces or expands to too many alternatives"),
-    })
-}
-
 impl PatternIndex {
     /// Builds an index of `(slot, pattern)` pairs. Patterns that are not
     /// valid globs are returned with their error.
@@ -88,23 +80,14 @@ impl PatternIndex {
         (index, errors)
     }
 
-    /// Whether `pattern` would be taken by [`PatternIndex::build`], at the
-    /// cost of parsing it: the whole-pattern limits, then the node
-    /// matchers the index would build (or, for a pattern whose groups span
-    /// dots or that uses `**`, its regex). Validating a check this way
-    /// instead of compiling a regex for every live glob took most of the
-    /// time of loading 100,000 checks.
+    /// Whether `pattern` would be taken by [`PatternIndex::build`], and is
+    /// within the whole-pattern glob limits: it is inserted into an index
+    /// of its own, so the rule is the index's by construction. Validating
+    /// a check this way rather than compiling a regex for every live glob
+    /// took most of the time of loading 100,000 checks.
     pub fn check(pattern: &str) -> Result<(), GlobError> {
         check_limits(pattern)?;
-        if is_complex(pattern) {
-            return Glob::new(pattern).map(drop);
-        }
-        for part in pattern.split('.') {
-            if part != "*" && !Glob::is_literal(part) {
-                node_glob(part, pattern)?;
-            }
-        }
-        Ok(())
+        PatternIndex::default().insert(0, pattern)
     }
 
     fn insert(&mut self, slot: Slot, pattern: &str) -> Result<(), GlobError> {
@@ -124,8 +107,13 @@ impl PatternIndex {
                 let at = match at {
                     Some(i) => i,
                     None => {
-                        node.globs
-                            .push((node_glob(part, pattern)?, Node::default()));
+                        let glob = NodeGlob::new(part).ok_or_else(|| GlobError {
+                            pattern: pattern.to_string(),
+                            reason: format!(
+                                "node {part:?} has unbalanced braces or expands to too many alternatives"
+                            ),
+                        })?;
+                        node.globs.push((glob, Node::default()));
                         node.globs.len() - 1
                     }
                 };
