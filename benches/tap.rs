@@ -66,12 +66,12 @@ fn offer(c: &mut Criterion) {
                         keys.clear();
                         keys.extend(chunk.iter().map(|n| cache.prefetch(n)));
                         for (n, &key) in chunk.iter().zip(&keys) {
-                            cache.offer(black_box(n), key, 1.0);
+                            cache.offer(black_box(n), key, 1.0, 1_800_000_000);
                         }
                     }
                 } else {
                     for n in round {
-                        cache.offer(black_box(n), None, 1.0);
+                        cache.offer(black_box(n), None, 1.0, 1_800_000_000);
                     }
                 }
                 r += 1;

@@ -591,7 +591,7 @@ async fn parsing_ahead_keeps_every_line_and_its_order() {
     out.on_idle();
     let mut got = Vec::new();
     while let Ok(points) = rx.try_recv() {
-        got.extend(points.iter().map(|(n, v)| (n.to_string(), v)));
+        got.extend(points.iter().map(|(n, v, _)| (n.to_string(), v)));
     }
     assert_eq!(got, want);
 }

@@ -29,6 +29,30 @@ pub struct AlertingConfig {
     /// up hands its points over at once, so this never delays an alert
     /// from a relay that keeps up.
     pub batch_max_wait_ms: u64,
+    /// How far behind its series' newest point, beyond the check's
+    /// window, a late point still counts. Bounds what a late point can
+    /// revise; older points change nothing and are counted.
+    pub max_lateness_secs: u64,
+    /// How far ahead of the clock a timestamp may be and still be
+    /// evaluated: protects every series from one client with a wrong
+    /// clock, whose point would make all honest points late. Such points
+    /// are still forwarded, and counted.
+    pub max_future_secs: u64,
+    /// How out of order a series' points may arrive and still be
+    /// evaluated in timestamp order: each series holds its points until
+    /// they are this far behind its newest, or have waited this long on
+    /// the clock. 0 evaluates every point at once.
+    pub max_disorder_secs: u64,
+}
+
+impl AlertingConfig {
+    /// The rules for late and disordered points.
+    pub fn event_time(&self) -> crate::alert::eval::EventTime {
+        crate::alert::eval::EventTime {
+            max_lateness_ms: (self.max_lateness_secs as i64).saturating_mul(1000),
+            max_disorder_ms: (self.max_disorder_secs as i64).saturating_mul(1000),
+        }
+    }
 }
 
 impl Default for AlertingConfig {
@@ -41,6 +65,9 @@ impl Default for AlertingConfig {
             max_series_per_check: 100_000,
             max_cached_names: 500_000,
             batch_max_wait_ms: 4,
+            max_lateness_secs: 300,
+            max_future_secs: 600,
+            max_disorder_secs: 0,
         }
     }
 }

@@ -2,12 +2,13 @@
 //! over a bounded command queue and come back on a oneshot, so the engine
 //! task stays the only owner of its state.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::check::{Check, SeriesState, StoreError};
+use crate::check::{Check, Sample, SeriesState, StoreError};
 use crate::relay::tap::AlertTap;
 use crate::stats::{Figure, Figures};
 
@@ -22,6 +23,39 @@ pub struct EngineStats {
     pub series: AtomicU64,
     /// New series refused by `max_series_per_check`.
     pub series_refused: AtomicU64,
+    /// Points behind their series' newest: they joined the window they
+    /// fall in, if any, and replaced no newer value.
+    pub points_late: AtomicU64,
+    /// Points older than their series' newest by more than the window
+    /// plus `max_lateness_secs`: they changed nothing.
+    pub points_too_late: AtomicU64,
+    /// Points stamped more than `max_future_secs` ahead of the clock: not
+    /// evaluated (still forwarded).
+    pub points_future: AtomicU64,
+    /// Per check name, the points of new series it refused: the checks
+    /// whose alerting is incomplete.
+    refused_by_check: Mutex<BTreeMap<String, u64>>,
+}
+
+impl EngineStats {
+    pub(crate) fn note_refusals(&self, check: &str, points: u64) {
+        let mut map = self
+            .refused_by_check
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(check) {
+            Some(n) => *n = points,
+            None => _ = map.insert(check.to_string(), points),
+        }
+    }
+
+    pub(crate) fn forget_refusals(&self, check: &str) {
+        let mut map = self
+            .refused_by_check
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.remove(check);
+    }
 }
 
 impl Figures for EngineStats {
@@ -40,6 +74,29 @@ impl Figures for EngineStats {
             "alert_series_refused_total",
             n(&self.series_refused),
         ));
+        out(Figure::counter(
+            "alert_points_late_total",
+            n(&self.points_late),
+        ));
+        out(Figure::counter(
+            "alert_points_too_late_total",
+            n(&self.points_too_late),
+        ));
+        out(Figure::counter(
+            "alert_points_future_total",
+            n(&self.points_future),
+        ));
+        let map = self
+            .refused_by_check
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        out(Figure::gauge(
+            "alert_checks_at_series_limit",
+            map.len() as f64,
+        ));
+        for (check, &points) in map.iter() {
+            out(Figure::counter("alert_check_series_refused_total", points).label("check", check));
+        }
     }
 }
 
@@ -72,8 +129,8 @@ pub(crate) enum Command {
     List(oneshot::Sender<Vec<Check>>),
     Series(String, oneshot::Sender<Vec<(String, SeriesState)>>),
     Recent(String, oneshot::Sender<Recent>),
-    Polled(String, Result<Vec<(String, Option<f64>)>, PollFailure>),
-    Seed(String, Vec<(String, Option<f64>)>),
+    Polled(String, Result<Vec<(String, Option<Sample>)>, PollFailure>),
+    Seed(String, Vec<(String, Option<Sample>)>),
 }
 
 /// The handle the rest of carbonwatch holds.
@@ -137,7 +194,7 @@ impl AlertHandle {
     pub async fn polled(
         &self,
         id: &str,
-        result: Result<Vec<(String, Option<f64>)>, PollFailure>,
+        result: Result<Vec<(String, Option<Sample>)>, PollFailure>,
     ) -> Result<(), CheckError> {
         self.commands
             .send(Command::Polled(id.to_string(), result))
@@ -150,7 +207,7 @@ impl AlertHandle {
     pub async fn seed(
         &self,
         id: &str,
-        values: Vec<(String, Option<f64>)>,
+        values: Vec<(String, Option<Sample>)>,
     ) -> Result<(), CheckError> {
         self.commands
             .send(Command::Seed(id.to_string(), values))

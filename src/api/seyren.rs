@@ -364,6 +364,7 @@ pub async fn test_subscription(
         from_type: AlertType::Ok,
         to_type: AlertType::Error,
         timestamp: crate::unix_now_ms(),
+        detected_timestamp: None,
     };
     let n = NewNotification {
         kind: NotificationKind::Change,
@@ -428,9 +429,14 @@ pub async fn check_series(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let series = ctx.alerts()?.engine.series(&id).await?;
+    let now = crate::unix_now_ms();
     let values: Vec<Value> = series
         .into_iter()
-        .map(|(name, s)| json!({"target": name, "state": s.state, "value": s.value, "lastSeen": s.last_seen_ms}))
+        .map(|(name, s)| {
+            let newest = s.newest();
+            json!({"target": name, "state": s.state, "value": s.value, "lastSeen": newest,
+                "lagMs": newest.map(|t| now - t)})
+        })
         .collect();
     Ok(Json(json!({ "values": values })))
 }

@@ -14,9 +14,9 @@ pub mod series;
 pub mod store;
 
 pub use changes::Changes;
-pub use model::{new_id, Alert, AlertType, Check, Subscription, SubscriptionType};
+pub use model::{new_id, Alert, AlertType, Check, Degraded, Subscription, SubscriptionType};
 pub use notification::{
     NewNotification, Notification, NotificationKind, NotificationSink, NotificationStatus,
 };
-pub use series::{Pending, SeriesState};
+pub use series::{Pending, Sample, SeriesState, NEVER};
 pub use store::{Store, StoreError};

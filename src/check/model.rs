@@ -273,6 +273,37 @@ pub struct Check {
     /// Extension: maintenance; no notification before this epoch-ms time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_until: Option<i64>,
+    /// Extension, reported by the engine and never read from a client:
+    /// why this check may have missed an alert.
+    #[serde(
+        default,
+        skip_deserializing,
+        skip_serializing_if = "Degraded::is_clear"
+    )]
+    pub degraded: Degraded,
+}
+
+/// What alerting on one check has had to leave out since start-up, so a
+/// missed alert is never silent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Degraded {
+    /// Points of new series not tracked because the check already had
+    /// `max_series_per_check` series.
+    pub series_refused: u64,
+    /// Points the data path dropped because the engine was behind (any
+    /// live check may have matched them).
+    pub points_dropped: u64,
+    /// When points were last dropped (epoch ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_drop_ms: Option<i64>,
+}
+
+impl Degraded {
+    /// Nothing left out.
+    pub fn is_clear(&self) -> bool {
+        self.series_refused == 0 && self.points_dropped == 0
+    }
 }
 
 fn empty_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -453,8 +484,13 @@ pub struct Alert {
     pub from_type: AlertType,
     /// State after.
     pub to_type: AlertType,
-    /// Epoch milliseconds.
+    /// The data time of the change: the timestamp of the point that
+    /// completed it, epoch milliseconds.
     pub timestamp: i64,
+    /// When carbonwatch detected the change (wall clock, epoch
+    /// milliseconds); absent in alerts imported from Seyren.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_timestamp: Option<i64>,
 }
 
 /// A fresh 24-hex-digit id, shaped like Seyren's Mongo ObjectIds.
@@ -517,6 +553,7 @@ mod tests {
             from_type: AlertType::Ok,
             to_type: AlertType::Error,
             timestamp: 1,
+            detected_timestamp: None,
         };
         let v = serde_json::to_value(&a).unwrap();
         assert_eq!(

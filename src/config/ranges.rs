@@ -171,6 +171,20 @@ impl Validator<'_> {
         );
         self.range_usize("alerting.max_cached_names", al.max_cached_names, 1, 1 << 30);
         self.range("alerting.batch_max_wait_ms", al.batch_max_wait_ms, 0, 1_000);
+        self.range(
+            "alerting.max_lateness_secs",
+            al.max_lateness_secs,
+            0,
+            7 * DAY_SECS,
+        );
+        self.range(
+            "alerting.max_future_secs",
+            al.max_future_secs,
+            0,
+            7 * DAY_SECS,
+        );
+        // Every held point delays its series' alerts by up to this much.
+        self.range("alerting.max_disorder_secs", al.max_disorder_secs, 0, 3_600);
 
         let n = &raw.notify;
         self.range("notify.max_attempts", n.max_attempts, 1, 1_000);

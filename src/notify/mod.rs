@@ -373,6 +373,7 @@ mod tests {
             from_type: AlertType::Warn,
             to_type: state,
             timestamp: 1_700_000_000_000,
+            detected_timestamp: None,
         };
         NewNotification {
             kind: NotificationKind::Change,

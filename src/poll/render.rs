@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 
+use crate::check::Sample;
 use crate::poll::GraphiteConfig;
 
 /// Why a render request failed. A failure is not "no data": the poller
@@ -37,18 +37,24 @@ pub enum RenderError {
 #[derive(Debug, Deserialize)]
 struct Series {
     target: String,
-    datapoints: Vec<(Option<f64>, IgnoredAny)>,
+    datapoints: Vec<(Option<f64>, Option<f64>)>,
 }
 
-/// The last non-null value of each series, in Graphite's order. A series
-/// whose points are all null maps to `None`, which Seyren skips.
-pub fn last_values(body: &[u8]) -> Result<Vec<(String, Option<f64>)>, RenderError> {
+/// The last non-null value of each series with its timestamp, in
+/// Graphite's order. A series whose points are all null maps to `None`,
+/// which Seyren skips.
+pub fn last_values(body: &[u8]) -> Result<Vec<(String, Option<Sample>)>, RenderError> {
     let series: Vec<Series> =
         serde_json::from_slice(body).map_err(|e| RenderError::Decode(e.to_string()))?;
     Ok(series
         .into_iter()
         .map(|s| {
-            let last = s.datapoints.iter().rev().find_map(|(v, _)| *v);
+            let last = s.datapoints.iter().rev().find_map(|&(v, ts)| {
+                Some(Sample {
+                    value: v?,
+                    at_ms: (ts? * 1000.0) as i64,
+                })
+            });
             (s.target, last)
         })
         .collect())
@@ -107,7 +113,7 @@ impl RenderClient {
         target: &str,
         from: Option<&str>,
         until: Option<&str>,
-    ) -> Result<Vec<(String, Option<f64>)>, RenderError> {
+    ) -> Result<Vec<(String, Option<Sample>)>, RenderError> {
         let body = self.get(&self.url(target, from, until)).await?;
         last_values(&body)
     }
@@ -170,10 +176,22 @@ mod tests {
         assert_eq!(
             last_values(body).unwrap(),
             vec![
-                ("a".into(), Some(2.5)),
+                (
+                    "a".into(),
+                    Some(Sample {
+                        value: 2.5,
+                        at_ms: 2000
+                    })
+                ),
                 ("b".into(), None),
                 ("c".into(), None),
-                ("d".into(), Some(7.0))
+                (
+                    "d".into(),
+                    Some(Sample {
+                        value: 7.0,
+                        at_ms: 1000
+                    })
+                )
             ]
         );
         assert!(matches!(

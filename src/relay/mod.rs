@@ -320,7 +320,7 @@ impl Dispatcher {
     /// [`Dispatcher::prepare`], with what it returned.
     pub fn dispatch_prepared(&mut self, m: &Metric<'_>, prepared: Prepared) -> bool {
         if let Some(tap) = &mut self.tap {
-            tap.offer(&m.name, prepared.0, m.value);
+            tap.offer(&m.name, prepared.0, m.value, m.timestamp);
         }
         let table = &self.table;
         let healthy = |d: usize| table.dests[d].is_healthy();

@@ -22,8 +22,9 @@ use crate::stats::{Figure, Figures};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Points {
     names: String,
-    /// Each point's name end in `names`, and its value.
-    ends: Vec<(u32, f64)>,
+    /// Each point's name end in `names`, its value and its timestamp
+    /// (epoch seconds).
+    ends: Vec<(u32, f64, i64)>,
 }
 
 impl Points {
@@ -35,12 +36,12 @@ impl Points {
         }
     }
 
-    /// Adds a point.
-    pub fn push(&mut self, name: &str, value: f64) {
+    /// Adds a point stamped `timestamp` (epoch seconds).
+    pub fn push(&mut self, name: &str, value: f64, timestamp: i64) {
         self.names.push_str(name);
         // A batch holds at most TAP_BATCH_POINTS names of at most
         // max_line_bytes each, far below 4 GiB.
-        self.ends.push((self.names.len() as u32, value));
+        self.ends.push((self.names.len() as u32, value, timestamp));
     }
 
     /// How many points.
@@ -53,13 +54,13 @@ impl Points {
         self.ends.is_empty()
     }
 
-    /// Each point's name and value, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> + '_ {
+    /// Each point's name, value and timestamp, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f64, i64)> + '_ {
         let mut start = 0;
-        self.ends.iter().map(move |&(end, value)| {
+        self.ends.iter().map(move |&(end, value, ts)| {
             let name = &self.names[start..end as usize];
             start = end as usize;
-            (name, value)
+            (name, value, ts)
         })
     }
 }
@@ -190,10 +191,10 @@ impl TapCache {
         Some(key)
     }
 
-    /// Looks at one forwarded point; `key` is its name's, if
-    /// [`TapCache::prefetch`] computed it.
+    /// Looks at one forwarded point stamped `timestamp` (epoch seconds);
+    /// `key` is its name's, if [`TapCache::prefetch`] computed it.
     #[inline]
-    pub fn offer(&mut self, name: &str, key: Option<Key>, value: f64) {
+    pub fn offer(&mut self, name: &str, key: Option<Key>, value: f64, timestamp: i64) {
         if self.index.is_empty() {
             return;
         }
@@ -202,7 +203,7 @@ impl TapCache {
             if self.pending.is_empty() {
                 self.pending_since = Some(std::time::Instant::now());
             }
-            self.pending.push(name, value);
+            self.pending.push(name, value, timestamp);
         }
     }
 
@@ -254,13 +255,13 @@ mod tests {
         tap.publish(Arc::new(PatternIndex::build([(0, "a.*")], 1).0));
         let mut c = tap.cache();
         c.flush(AlertFlush::WhenDue); // picks up the index
-        c.offer("a.b", None, 1.0);
-        c.offer("x.y", None, 1.0);
+        c.offer("a.b", None, 1.0, 7);
+        c.offer("x.y", None, 1.0, 7);
         c.flush(AlertFlush::WhenDue);
         assert!(rx.try_recv().is_err(), "one point waits for more");
         assert!(c.has_pending());
         for _ in 1..TAP_BATCH_POINTS {
-            c.offer("a.b", None, 2.0);
+            c.offer("a.b", None, 2.0, 7);
         }
         c.flush(AlertFlush::WhenDue);
         assert_eq!(
@@ -268,10 +269,10 @@ mod tests {
             TAP_BATCH_POINTS,
             "a full batch goes"
         );
-        c.offer("a.c", None, 3.0);
+        c.offer("a.c", None, 3.0, 8);
         c.flush(AlertFlush::All);
         let last = rx.try_recv().unwrap();
-        assert_eq!(last.iter().collect::<Vec<_>>(), [("a.c", 3.0)]);
+        assert_eq!(last.iter().collect::<Vec<_>>(), [("a.c", 3.0, 8)]);
         assert!(!c.has_pending());
     }
 
@@ -281,13 +282,18 @@ mod tests {
         assert!(p.is_empty() && p.iter().next().is_none());
         let names = ["a.b", "", "ünï.cödé", "a.b"];
         for (i, n) in names.iter().enumerate() {
-            p.push(n, i as f64);
+            p.push(n, i as f64, i as i64 - 1);
         }
         assert_eq!(p.len(), 4);
         let got: Vec<_> = p.iter().collect();
         assert_eq!(
             got,
-            [("a.b", 0.0), ("", 1.0), ("ünï.cödé", 2.0), ("a.b", 3.0)]
+            [
+                ("a.b", 0.0, -1),
+                ("", 1.0, 0),
+                ("ünï.cödé", 2.0, 1),
+                ("a.b", 3.0, 2)
+            ]
         );
     }
 }

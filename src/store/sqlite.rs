@@ -521,6 +521,7 @@ mod tests {
             from_type: AlertType::Ok,
             to_type: AlertType::Error,
             timestamp: ts,
+            detected_timestamp: None,
         }
     }
 
@@ -551,7 +552,7 @@ mod tests {
         )
         .unwrap();
         let batch = Changes {
-            series: vec![("c".into(), "a.b".into(), SeriesState::new(5))],
+            series: vec![("c".into(), "a.b".into(), SeriesState::new())],
             alerts: (0..5).map(|i| alert(&format!("a{i}"), "c", i)).collect(),
             check_states: vec![("c".into(), AlertType::Error, 99)],
             notifications: vec![NewNotification {

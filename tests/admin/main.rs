@@ -325,7 +325,7 @@ async fn alerts_paging_subscription_test_and_config() {
         .next()
         .unwrap()
         .to_string();
-    r.points("snort.a.hits 20 1\nsnort.b.hits 7 1\n").await;
+    r.points("snort.a.hits 20 -1\nsnort.b.hits 7 -1\n").await;
     hook.wait(1).await;
     let (_, page) = r.get(&format!("/checks/{id}/alerts?items=1")).await;
     assert_eq!(

@@ -4,6 +4,7 @@
 //! nothing is delivered: the sink refuses every fresh notification and
 //! the writer leaves it pending for inspection.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use carbonwatch::alert::{config_check_id, start, validate, AlertHandle, Alerting
 use carbonwatch::check::{
     AlertType, Check, Notification, NotificationKind, NotificationSink, NotificationStatus, Store,
 };
+use carbonwatch::stats::Figures;
 use carbonwatch::store::writer::{self, WriterStats};
 use carbonwatch::store::SqliteStore;
 use tokio_util::sync::CancellationToken;
@@ -40,17 +42,23 @@ fn check(extra: serde_json::Value) -> Check {
 
 struct Rig {
     handle: AlertHandle,
+    /// Reads what the engine's clock reads (tokio's paused time).
+    clock: Clock,
     store: Arc<SqliteStore>,
     token: CancellationToken,
 }
 
 async fn rig(c: Check) -> Rig {
+    rig_with(c, AlertingConfig::default()).await
+}
+
+async fn rig_with(c: Check, cfg: AlertingConfig) -> Rig {
     let store = Arc::new(SqliteStore::in_memory().unwrap());
     let token = CancellationToken::new();
     let cfg = AlertingConfig {
         store: String::new(),
         tick_ms: 1000,
-        ..AlertingConfig::default()
+        ..cfg
     };
     let c = Check {
         id: config_check_id(&c.name),
@@ -78,16 +86,43 @@ async fn rig(c: Check) -> Rig {
     .unwrap();
     Rig {
         handle,
+        clock: Clock::new(),
         store,
         token,
     }
 }
 
 impl Rig {
+    /// One point stamped now.
     fn send(&self, name: &str, value: f64) {
+        self.send_at(name, value, self.now_secs());
+    }
+
+    fn now_secs(&self) -> i64 {
+        self.clock.now_ms() / 1000
+    }
+
+    /// Points with their own timestamps (epoch seconds), in one batch.
+    fn send_points(&self, points: &[(&str, f64, i64)]) {
         let mut cache = self.handle.tap.cache();
-        cache.offer(name, None, value);
+        for &(name, value, ts) in points {
+            cache.offer(name, None, value, ts);
+        }
         cache.flush(carbonwatch::relay::tap::AlertFlush::All);
+    }
+
+    fn send_at(&self, name: &str, value: f64, ts: i64) {
+        self.send_points(&[(name, value, ts)]);
+    }
+
+    /// Every alert row, oldest first by data time: (from, to, value,
+    /// timestamp in seconds).
+    fn history(&self) -> Vec<(AlertType, AlertType, Option<f64>, i64)> {
+        let mut rows = self.store.alerts(None, 0, 1000).unwrap().0;
+        rows.reverse();
+        rows.iter()
+            .map(|a| (a.from_type, a.to_type, a.value, a.timestamp / 1000))
+            .collect()
     }
 
     /// Lets the engine and the store writer run, advancing virtual time.
@@ -135,13 +170,181 @@ async fn for_commits_only_after_the_breach_has_lasted() {
     let r = rig(check(serde_json::json!({"for": "60s"}))).await;
     r.send("sec.web.failed", 50.0);
     r.settle(Duration::from_secs(30)).await;
-    assert!(r.outbox().is_empty(), "held for 30 of 60 s");
     r.send("sec.web.failed", 50.0);
-    r.settle(Duration::from_secs(31)).await;
+    r.settle(Duration::from_secs(29)).await;
+    assert!(r.outbox().is_empty(), "held for 30 of 60 s");
+    r.settle(Duration::from_secs(120)).await;
+    assert!(
+        r.outbox().is_empty(),
+        "the clock alone does not say the breach lasted: only data does"
+    );
+    // Two minutes on in data time, the breach is still there.
+    r.send("sec.web.failed", 50.0);
+    r.settle(Duration::from_secs(1)).await;
     let out = r.outbox();
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].1, vec![(AlertType::Ok, AlertType::Error)]);
     assert_eq!(r.store.alerts(None, 0, 0).unwrap().1, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_hour_of_backfill_in_one_burst_is_judged_in_data_time() {
+    let r = rig(check(serde_json::json!({"for": "5m"}))).await;
+    // An upstream relay replays an hour from its spool: one point a
+    // minute, a 20-minute breach in the middle, all in one burst.
+    let start = r.now_secs() - 3600;
+    let points: Vec<(&str, f64, i64)> = (0..60)
+        .map(|m| {
+            let v = if (20..40).contains(&m) { 50.0 } else { 1.0 };
+            ("sec.web.failed", v, start + m * 60)
+        })
+        .collect();
+    r.send_points(&points);
+    r.settle(Duration::from_secs(1)).await;
+    assert_eq!(
+        r.history(),
+        [
+            (AlertType::Ok, AlertType::Error, Some(50.0), start + 25 * 60),
+            (AlertType::Error, AlertType::Ok, Some(1.0), start + 45 * 60),
+        ],
+        "the breach is found where it was, and dated by its data"
+    );
+    let (rows, _) = r.store.alerts(None, 0, 10).unwrap();
+    let detected = rows[0].detected_timestamp.expect("detection time kept");
+    assert!(
+        detected >= (start + 3600) * 1000,
+        "detected now, not an hour ago"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_point_does_not_override_a_newer_value() {
+    let r = rig(check(serde_json::json!({}))).await;
+    let now = r.now_secs();
+    r.send_at("sec.late.failed", 1.0, now);
+    r.send_at("sec.late.failed", 500.0, now - 30 * 60);
+    r.send_at("sec.late.failed", 500.0, now - 60);
+    r.settle(Duration::from_secs(2)).await;
+    assert!(r.history().is_empty(), "{:?}", r.history());
+    let stats = &r.handle.stats;
+    assert_eq!(stats.points_too_late.load(Relaxed), 1, "30 minutes behind");
+    assert_eq!(stats.points_late.load(Relaxed), 1, "a minute behind");
+    let series = r.handle.series(&config_check_id("c")).await.unwrap();
+    assert_eq!(series[0].1.value, Some(1.0));
+    assert_eq!(series[0].1.newest_ms, now * 1000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_point_from_the_future_is_counted_and_not_evaluated() {
+    let r = rig(check(serde_json::json!({}))).await;
+    let now = r.now_secs();
+    r.send_at("sec.clock.failed", 500.0, now + 3600);
+    r.send_at("sec.clock.failed", 1.0, now);
+    r.settle(Duration::from_secs(1)).await;
+    assert!(r.history().is_empty());
+    assert_eq!(r.handle.stats.points_future.load(Relaxed), 1);
+    r.send_at("sec.clock.failed", 500.0, now + 60);
+    r.settle(Duration::from_secs(1)).await;
+    assert_eq!(r.history().len(), 1, "a minute ahead is within bounds");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shuffled_within_the_disorder_bound_gives_the_in_order_transitions() {
+    let c = check(serde_json::json!({"for": "2m", "window": {"fn": "avg", "duration": "3m"}}));
+    let mut values = vec![
+        1.0, 9.0, 30.0, 2.0, 40.0, 50.0, 45.0, 1.0, 0.0, 0.0, 0.0, 20.0,
+    ];
+    values.extend([0.0; 14]);
+    // In order and in real time, one point every 30 s.
+    let inorder = rig(c.clone()).await;
+    let start = inorder.now_secs();
+    for (i, &v) in values.iter().enumerate() {
+        inorder.send_at("sec.a.failed", v, start + 30 * i as i64);
+        inorder.settle(Duration::from_secs(30)).await;
+    }
+    let want = inorder.history();
+    assert!(want.len() >= 2, "the data makes changes: {want:?}");
+    let want: Vec<_> = want
+        .into_iter()
+        .map(|(f, t, v, ts)| (f, t, v, ts - start))
+        .collect();
+
+    // The same points an hour later, in one burst, each swapped with its
+    // neighbour: never more than 30 s out of order, with 60 s allowed.
+    let cfg = AlertingConfig {
+        max_disorder_secs: 60,
+        ..AlertingConfig::default()
+    };
+    let shuffled = rig_with(c, cfg).await;
+    let base = shuffled.now_secs() - 3000;
+    let mut points: Vec<(&str, f64, i64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ("sec.a.failed", v, base + 30 * i as i64))
+        .collect();
+    for pair in points.chunks_mut(2) {
+        pair.reverse();
+    }
+    shuffled.send_points(&points);
+    shuffled.settle(Duration::from_secs(61)).await;
+    let got: Vec<_> = shuffled
+        .history()
+        .into_iter()
+        .map(|(f, t, v, ts)| (f, t, v, ts - base))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(shuffled.handle.stats.points_late.load(Relaxed), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_check_that_misses_points_says_so() {
+    let cfg = AlertingConfig {
+        max_series_per_check: 2,
+        queue_max_batches: 1,
+        ..AlertingConfig::default()
+    };
+    let r = rig_with(check(serde_json::json!({})), cfg).await;
+    r.settle(Duration::from_secs(1)).await;
+    let c = &r.handle.checks().await.unwrap()[0];
+    assert!(c.degraded.is_clear(), "{:?}", c.degraded);
+    assert!(serde_json::to_value(c).unwrap().get("degraded").is_none());
+
+    // Three series for a check that may track two.
+    let now = r.now_secs();
+    r.send_points(&[("sec.a.failed", 1.0, now), ("sec.b.failed", 1.0, now)]);
+    r.settle(Duration::from_secs(1)).await;
+    r.send("sec.c.failed", 1.0);
+    r.settle(Duration::from_secs(1)).await;
+    // The engine cannot run between these: the second batch finds its
+    // queue full and is dropped.
+    r.send("sec.a.failed", 20.0);
+    r.send("sec.b.failed", 20.0);
+    r.settle(Duration::from_secs(2)).await;
+
+    let c = &r.handle.checks().await.unwrap()[0];
+    assert_eq!(c.degraded.series_refused, 1);
+    assert_eq!(c.degraded.points_dropped, 1);
+    assert!(c.degraded.last_drop_ms.is_some());
+    let doc = serde_json::to_value(c).unwrap();
+    assert_eq!(doc["degraded"]["seriesRefused"], 1, "{doc}");
+    assert_eq!(doc["degraded"]["pointsDropped"], 1, "{doc}");
+
+    let mut figures = Vec::new();
+    r.handle.stats.figures(&mut |f| {
+        figures.push((
+            f.prometheus.unwrap_or(""),
+            f.label.map(|l| l.1.to_string()),
+            f.value,
+        ))
+    });
+    assert!(
+        figures.contains(&("alert_checks_at_series_limit", None, 1.0)),
+        "{figures:?}"
+    );
+    assert!(
+        figures.contains(&("alert_check_series_refused_total", Some("c".into()), 1.0)),
+        "{figures:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

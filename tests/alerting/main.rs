@@ -130,20 +130,20 @@ async fn alert_rows_only_on_real_changes_and_per_series_state() {
         .await
         .unwrap();
     let alerts = app.alerts.clone().unwrap();
-    send(&app, "fw.a.denied 20 1\n").await;
+    send(&app, "fw.a.denied 20 -1\n").await;
     hook.wait(1).await;
     // ERROR -> ERROR on a, and a new series b in OK: no alert row, no call.
-    send(&app, "fw.a.denied 30 1\nfw.b.denied 1 1\n").await;
+    send(&app, "fw.a.denied 30 -1\nfw.b.denied 1 -1\n").await;
     // b to WARN: one row, one call; the check is still ERROR (worst).
-    send(&app, "fw.b.denied 6 1\n").await;
+    send(&app, "fw.b.denied 6 -1\n").await;
     let bodies = hook.wait(2).await;
     assert_eq!(bodies[1]["alerts"].as_array().unwrap().len(), 1);
     assert_eq!(bodies[1]["alerts"][0]["target"], "fw.b.denied");
     assert_eq!(bodies[1]["check"]["state"], "ERROR");
     // a recovers, then b: the check goes to OK.
-    send(&app, "fw.a.denied 0 1\n").await;
+    send(&app, "fw.a.denied 0 -1\n").await;
     hook.wait(3).await;
-    send(&app, "fw.b.denied 0 1\n").await;
+    send(&app, "fw.b.denied 0 -1\n").await;
     let bodies = hook.wait(4).await;
     assert_eq!(bodies[3]["check"]["state"], "OK");
     assert_eq!(bodies.len(), 4);
@@ -162,7 +162,7 @@ async fn for_and_no_data_after_drive_state_without_new_points() {
     let app = App::start(config(&dir.path().join("cw.db"), &sink, &checks))
         .await
         .unwrap();
-    send(&app, "ids.x.portscan 50 1\n").await;
+    send(&app, "ids.x.portscan 50 -1\n").await;
     hook.wait(1).await;
     // Silence: after noDataAfter the series turns UNKNOWN and says so.
     let bodies = hook.wait(2).await;
@@ -189,7 +189,7 @@ async fn a_failing_endpoint_is_retried_and_never_blocks_another() {
     let app = App::start(config(&dir.path().join("cw.db"), &sink, &checks))
         .await
         .unwrap();
-    send(&app, "sec.host1.virus 11 1\n").await;
+    send(&app, "sec.host1.virus 11 -1\n").await;
     good.wait(1).await;
     let handle = app.alerts.clone().unwrap();
     wait_until(Duration::from_secs(10), || {
@@ -242,7 +242,7 @@ async fn a_hung_endpoint_holds_only_its_own_lane() {
     text.notify.per_destination_queue = 8;
     text.notify.timeout_secs = 600;
     let app = App::start(text).await.unwrap();
-    send(&app, "hang.x 11 1\n").await;
+    send(&app, "hang.x 11 -1\n").await;
     let handle = app.alerts.clone().unwrap();
     wait_until(Duration::from_secs(30), || {
         handle
@@ -252,7 +252,7 @@ async fn a_hung_endpoint_holds_only_its_own_lane() {
             >= 1
     })
     .await;
-    send(&app, "ok.x 11 1\n").await;
+    send(&app, "ok.x 11 -1\n").await;
     let got = good.wait(1).await;
     assert_eq!(got[0]["check"]["name"], "healthy");
     assert_eq!(
@@ -278,7 +278,7 @@ async fn a_restart_neither_repeats_nor_loses_notifications() {
          [[check.subscription]]\ntype = \"HTTP\"\ntarget = \"http://{hook_addr}/hook\"\n"
     );
     let app = App::start(config(&db, &sink, &checks)).await.unwrap();
-    send(&app, "ldap.dc1.failed 15 1\n").await;
+    send(&app, "ldap.dc1.failed 15 -1\n").await;
     let handle = app.alerts.clone().unwrap();
     wait_until(Duration::from_secs(10), || {
         handle
@@ -296,8 +296,8 @@ async fn a_restart_neither_repeats_nor_loses_notifications() {
     let app = App::start(config(&db, &sink, &checks)).await.unwrap();
     let got = hook.wait(1).await;
     assert_eq!(got[0]["alerts"][0]["toType"], "ERROR");
-    send(&app, "ldap.dc1.failed 20 1\n").await; // still ERROR: nothing new
-    send(&app, "ldap.dc1.failed 1 1\n").await; // ERROR -> OK
+    send(&app, "ldap.dc1.failed 20 -1\n").await; // still ERROR: nothing new
+    send(&app, "ldap.dc1.failed 1 -1\n").await; // ERROR -> OK
     let got = hook.wait(2).await;
     assert_eq!(
         (
@@ -342,7 +342,7 @@ async fn email_reaches_a_real_smtp_server() {
     cfg.smtp.port = port;
     cfg.smtp.from = "carbonwatch@example.org".into();
     let app = App::start(cfg).await.unwrap();
-    send(&app, "radius.nas1.rejects 42 1\n").await;
+    send(&app, "radius.nas1.rejects 42 -1\n").await;
     wait_until(Duration::from_secs(30), || {
         !common::maildir_messages(&maildir).is_empty()
     })
@@ -370,7 +370,7 @@ async fn alerts_reach_a_real_alertmanager_and_resolve() {
     let app = App::start(config(&dir.path().join("cw.db"), &sink, &checks))
         .await
         .unwrap();
-    send(&app, "snort.sensor1.hits 7 1\n").await;
+    send(&app, "snort.sensor1.hits 7 -1\n").await;
     let am: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut body = String::new();
     for _ in 0..400 {
@@ -386,7 +386,7 @@ async fn alerts_reach_a_real_alertmanager_and_resolve() {
     assert!(body.contains("\"severity\":\"warning\""), "{body}");
     assert!(body.contains("\"state\":\"active\""), "{body}");
     // Recovery resolves it: Alertmanager no longer lists it as active.
-    send(&app, "snort.sensor1.hits 0 1\n").await;
+    send(&app, "snort.sensor1.hits 0 -1\n").await;
     let mut resolved = false;
     for _ in 0..400 {
         let b = common::http_get(am, "/api/v2/alerts?active=true")
@@ -425,7 +425,7 @@ async fn reload_adds_changes_and_removes_checks_from_the_file() {
     };
     write(&http_check("old", "old.*", &hook, ""));
     let mut app = App::start(Config::load(&path).unwrap()).await.unwrap();
-    send(&app, "old.a 20 1\n").await;
+    send(&app, "old.a 20 -1\n").await;
     assert_eq!(hook.wait(1).await[0]["check"]["name"], "old");
     // Replace "old" with "new", whose thresholds are lower.
     write(
@@ -443,7 +443,7 @@ async fn reload_adds_changes_and_removes_checks_from_the_file() {
         .map(|c| c.name)
         .collect();
     assert_eq!(names, ["new"]);
-    send(&app, "old.a 0 1\nnew.a 3 1\n").await;
+    send(&app, "old.a 0 -1\nnew.a 3 -1\n").await;
     let bodies = hook.wait(2).await;
     assert_eq!(bodies[1]["check"]["name"], "new");
     assert_eq!(bodies[1]["alerts"][0]["toType"], "ERROR");

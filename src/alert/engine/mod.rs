@@ -30,7 +30,7 @@ use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::eval::check_state;
+use crate::alert::eval::{check_state, EventTime, Transition};
 use crate::alert::handle::{Command, EngineStats};
 use crate::alert::{validate, AlertingConfig, CheckError};
 use crate::check::{
@@ -92,6 +92,8 @@ pub(crate) struct CheckRt {
     /// series that had data in it (Seyren's rule), not over every series
     /// ever seen.
     poll_state: Option<AlertType>,
+    /// Points of new series refused by `max_series_per_check`.
+    series_refused: u64,
 }
 
 impl CheckRt {
@@ -103,6 +105,7 @@ impl CheckRt {
             exception: None,
             poll_state: None,
             recent: Vec::new(),
+            series_refused: 0,
         }
     }
 
@@ -117,9 +120,10 @@ impl CheckRt {
         }
     }
 
-    fn needs_tick(&self) -> bool {
+    fn needs_tick(&self, et: &EventTime) -> bool {
         let c = &self.check;
-        c.for_.is_some()
+        et.max_disorder_ms > 0
+            || c.for_.is_some()
             || c.window.is_some()
             || c.no_data_after.is_some()
             || c.repeat_every.is_some()
@@ -155,10 +159,48 @@ pub(crate) struct Engine {
     evaluations: u64,
     /// The slots matching the name being evaluated (reused).
     matching: Vec<Slot>,
+    /// The changes of the series being evaluated (reused).
+    transitions: Vec<Transition>,
+    event_time: EventTime,
+    /// `max_future_secs`, in milliseconds.
+    max_future_ms: i64,
+    /// Checks that refused a series this step, for `/metrics`.
+    refusing: Vec<Slot>,
+    /// The tap's drop count at the last tick, and when it last grew.
+    drops_seen: u64,
+    last_drop_ms: Option<i64>,
     checks_tx: watch::Sender<Arc<Vec<Check>>>,
 }
 
 impl Engine {
+    /// Every check as the API shows it: with its state and what alerting
+    /// on it has had to leave out.
+    fn list(&self) -> Vec<Check> {
+        let dropped = self.tap.points_dropped.load(Relaxed);
+        self.slots
+            .iter()
+            .flatten()
+            .map(|rt| {
+                let mut c = rt.check.clone();
+                c.degraded.series_refused = rt.series_refused;
+                if c.live && c.enabled && dropped > 0 {
+                    c.degraded.points_dropped = dropped;
+                    c.degraded.last_drop_ms = self.last_drop_ms;
+                }
+                c
+            })
+            .collect()
+    }
+
+    /// Notes when the data path last dropped points for the engine.
+    fn watch_drops(&mut self, now: i64) {
+        let dropped = self.tap.points_dropped.load(Relaxed);
+        if dropped > self.drops_seen {
+            self.drops_seen = dropped;
+            self.last_drop_ms = Some(now);
+        }
+    }
+
     /// The running check with `id`.
     fn rt(&self, id: &str) -> Option<&CheckRt> {
         self.by_id
@@ -172,6 +214,10 @@ impl Engine {
                 .as_mut()
                 .expect("slot of a known id");
             let target_changed = rt.check.target != check.target;
+            if target_changed || rt.check.name != check.name {
+                self.stats.forget_refusals(&rt.check.name);
+                rt.series_refused = 0;
+            }
             rt.check = check;
             if target_changed {
                 self.stats.series.fetch_sub(rt.series.len() as u64, Relaxed);
@@ -208,7 +254,7 @@ impl Engine {
             .enumerate()
             .filter(|(_, s)| {
                 s.as_ref()
-                    .is_some_and(|rt| rt.check.enabled && rt.needs_tick())
+                    .is_some_and(|rt| rt.check.enabled && rt.needs_tick(&self.event_time))
             })
             .map(|(i, _)| i as Slot)
             .collect();
@@ -225,12 +271,7 @@ impl Engine {
         self.index = Arc::new(index);
         self.names.clear();
         self.tap.publish(self.index.clone());
-        let checks: Vec<Check> = self
-            .slots
-            .iter()
-            .flatten()
-            .map(|rt| rt.check.clone())
-            .collect();
+        let checks = self.list();
         self.checks_tx.send_replace(Arc::new(checks));
     }
 
@@ -247,24 +288,26 @@ impl Engine {
                 _ = token.cancelled() => break,
                 Some(batch) = points.recv() => {
                     let now = self.clock.now_ms();
-                    for (name, value) in batch.iter() {
-                        self.evaluate(name, value, now);
+                    for (name, value, ts) in batch.iter() {
+                        self.evaluate(name, value, ts, now);
                     }
                     // Take whatever else is already queued in the same step.
                     while let Ok(batch) = points.try_recv() {
-                        for (name, value) in batch.iter() {
-                            self.evaluate(name, value, now);
+                        for (name, value, ts) in batch.iter() {
+                            self.evaluate(name, value, ts, now);
                         }
                     }
                 }
                 _ = tick.tick() => {
                     let now = self.clock.now_ms();
+                    self.watch_drops(now);
                     self.tick(now);
                 }
                 Some(cmd) = commands.recv() => self.command(cmd).await,
             }
             self.finish_step().await;
         }
+        self.release_held();
         self.finish_step().await;
     }
 
@@ -274,6 +317,16 @@ impl Engine {
         self.stats
             .evaluations
             .fetch_add(std::mem::take(&mut self.evaluations), Relaxed);
+        if !self.refusing.is_empty() {
+            let mut refusing = std::mem::take(&mut self.refusing);
+            for &slot in &refusing {
+                if let Some(rt) = self.slots[slot as usize].as_ref() {
+                    self.stats.note_refusals(&rt.check.name, rt.series_refused);
+                }
+            }
+            refusing.clear();
+            self.refusing = refusing;
+        }
         let touched = std::mem::take(&mut self.touched);
         if !touched.is_empty() {
             let now = self.clock.now_ms();
@@ -364,6 +417,7 @@ impl Engine {
                         if let Some(slot) = self.by_id.remove(&id) {
                             if let Some(rt) = self.slots[slot as usize].take() {
                                 self.stats.series.fetch_sub(rt.series.len() as u64, Relaxed);
+                                self.stats.forget_refusals(&rt.check.name);
                             }
                             self.free_slots.push(slot);
                             self.rebuild_index();
@@ -375,15 +429,7 @@ impl Engine {
                 };
                 let _ = reply.send(result);
             }
-            Command::List(reply) => {
-                let _ = reply.send(
-                    self.slots
-                        .iter()
-                        .flatten()
-                        .map(|rt| rt.check.clone())
-                        .collect(),
-                );
-            }
+            Command::List(reply) => _ = reply.send(self.list()),
             Command::Polled(id, result) => self.apply_poll(&id, result),
             Command::Recent(id, reply) => {
                 let recent = self
@@ -391,7 +437,13 @@ impl Engine {
                     .map(|rt| {
                         rt.recent
                             .iter()
-                            .map(|(n, p)| (n.to_string(), p.iter().copied().collect()))
+                            .map(|(n, p)| {
+                                // Charted in data time: late points go
+                                // where their timestamps put them.
+                                let mut points: Vec<(i64, f64)> = p.iter().copied().collect();
+                                points.sort_by_key(|&(t, _)| t);
+                                (n.to_string(), points)
+                            })
                             .collect()
                     })
                     .unwrap_or_default();

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use jiff::tz::TimeZone;
 
 use super::{Engine, History, CHART_POINTS, CHART_SERIES};
-use crate::alert::eval::Transition;
+use crate::alert::eval::{Arrival, Transition};
 use crate::check::{
     new_id, schedule, Alert, AlertType, Changes, Check, NewNotification, NotificationKind,
     SeriesState,
@@ -14,7 +14,14 @@ use crate::check::{
 use crate::route::index::Slot;
 
 impl Engine {
-    pub(super) fn evaluate(&mut self, name: &str, value: f64, now: i64) {
+    /// One streamed point, stamped `ts` (epoch seconds), against every
+    /// check whose pattern matches its name.
+    pub(super) fn evaluate(&mut self, name: &str, value: f64, ts: i64, now: i64) {
+        let ts_ms = ts.saturating_mul(1000);
+        if ts_ms > now.saturating_add(self.max_future_ms) {
+            self.stats.points_future.fetch_add(1, Relaxed);
+            return;
+        }
         let mut matching = std::mem::take(&mut self.matching);
         matching.clear();
         match self.names.get(name) {
@@ -28,17 +35,19 @@ impl Engine {
             }
         }
         for &slot in &matching {
-            self.observe(slot, name, value, now, true);
+            self.observe(slot, name, ts_ms, value, now, true);
         }
         self.matching = matching;
     }
 
-    /// One value for one series of the check in `slot`. `live` marks the
-    /// series as updated by the stream. Returns the series' state after.
+    /// One value stamped `ts_ms` for one series of the check in `slot`.
+    /// `live` marks the series as updated by the stream. Returns the
+    /// series' state after.
     pub(super) fn observe(
         &mut self,
         slot: Slot,
         name: &str,
+        ts_ms: i64,
         value: f64,
         now: i64,
         live: bool,
@@ -51,13 +60,19 @@ impl Engine {
             None => {
                 if rt.series.len() >= self.cfg.max_series_per_check {
                     self.stats.series_refused.fetch_add(1, Relaxed);
+                    if rt.series_refused == 0 {
+                        tracing::warn!(check = %rt.check.name, max_series_per_check = self.cfg.max_series_per_check,
+                            "A check has reached max_series_per_check; its new series are not evaluated.");
+                    }
+                    rt.series_refused += 1;
+                    if self.refusing.last() != Some(&slot) {
+                        self.refusing.push(slot);
+                    }
                     return None;
                 }
                 rt.counts[AlertType::Ok as usize] += 1;
                 self.stats.series.fetch_add(1, Relaxed);
-                rt.series
-                    .entry(name.into())
-                    .or_insert(SeriesState::new(now))
+                rt.series.entry(name.into()).or_insert(SeriesState::new())
             }
         };
         // The first few series seen are charted (their slot is kept on the
@@ -71,12 +86,17 @@ impl Engine {
             if points.len() == CHART_POINTS {
                 points.pop_front();
             }
-            points.push_back((now, value));
+            points.push_back((ts_ms, value));
         }
         series.live_seen |= live;
-        let changed = series.observe(&rt.check, value, now);
+        let mut out = std::mem::take(&mut self.transitions);
+        match series.observe(&rt.check, ts_ms, value, now, &self.event_time, &mut out) {
+            Arrival::InOrder => {}
+            Arrival::Late => _ = self.stats.points_late.fetch_add(1, Relaxed),
+            Arrival::TooLate => _ = self.stats.points_too_late.fetch_add(1, Relaxed),
+        }
         let state = series.state;
-        if let Some(t) = changed {
+        for t in out.drain(..) {
             let a = commit(
                 &rt.check,
                 &mut rt.counts,
@@ -89,10 +109,41 @@ impl Engine {
             self.changed.push((slot, a));
             self.stats.transitions.fetch_add(1, Relaxed);
         }
+        self.transitions = out;
         Some(state)
     }
 
+    /// At shutdown: evaluates every point still held for reordering, so
+    /// what arrived is judged and saved.
+    pub(super) fn release_held(&mut self) {
+        let now = self.clock.now_ms();
+        let mut out = std::mem::take(&mut self.transitions);
+        for slot in 0..self.slots.len() {
+            let Some(rt) = self.slots[slot].as_mut() else {
+                continue;
+            };
+            for (name, series) in rt.series.iter_mut().filter(|(_, s)| !s.held.is_empty()) {
+                series.release_all(&rt.check, &mut out);
+                for t in out.drain(..) {
+                    let a = commit(
+                        &rt.check,
+                        &mut rt.counts,
+                        series,
+                        name,
+                        t,
+                        now,
+                        &mut self.batch,
+                    );
+                    self.changed.push((slot as Slot, a));
+                    self.stats.transitions.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        self.transitions = out;
+    }
+
     pub(super) fn tick(&mut self, now: i64) {
+        let mut out = std::mem::take(&mut self.transitions);
         for &slot in &self.ticking {
             let Some(rt) = self.slots[slot as usize].as_mut() else {
                 continue;
@@ -100,18 +151,21 @@ impl Engine {
             let names: Vec<Box<str>> = rt.series.keys().cloned().collect();
             for name in names {
                 let series = rt.series.get_mut(&name).expect("key from the map");
-                if let Some(t) = series.tick(&rt.check, now) {
-                    let a = commit(
-                        &rt.check,
-                        &mut rt.counts,
-                        series,
-                        &name,
-                        t,
-                        now,
-                        &mut self.batch,
-                    );
-                    self.changed.push((slot, a));
-                    self.stats.transitions.fetch_add(1, Relaxed);
+                series.tick(&rt.check, now, &self.event_time, &mut out);
+                if !out.is_empty() {
+                    for t in out.drain(..) {
+                        let a = commit(
+                            &rt.check,
+                            &mut rt.counts,
+                            series,
+                            &name,
+                            t,
+                            now,
+                            &mut self.batch,
+                        );
+                        self.changed.push((slot, a));
+                        self.stats.transitions.fetch_add(1, Relaxed);
+                    }
                 } else if series.reminder_due(&rt.check, now) {
                     let saved = series.clone();
                     self.batch
@@ -122,6 +176,7 @@ impl Engine {
                         from: saved.state,
                         to: saved.state,
                         value: saved.value,
+                        at_ms: now,
                     };
                     let reminder = alert(&rt.check, &name, still, now);
                     queue_notifications(
@@ -135,6 +190,7 @@ impl Engine {
                 }
             }
         }
+        self.transitions = out;
     }
 }
 
@@ -162,7 +218,8 @@ fn commit(
 }
 
 /// The alert record of one series' change, with the check's thresholds
-/// of the moment.
+/// of the moment: stamped with the change's data time, and with `now`
+/// as the time it was detected.
 pub(super) fn alert(check: &Check, series: &str, t: Transition, now: i64) -> Alert {
     Alert {
         id: new_id(),
@@ -173,7 +230,8 @@ pub(super) fn alert(check: &Check, series: &str, t: Transition, now: i64) -> Ale
         error: check.error.clone(),
         from_type: t.from,
         to_type: t.to,
-        timestamp: now,
+        timestamp: t.at_ms,
+        detected_timestamp: Some(now),
     }
 }
 

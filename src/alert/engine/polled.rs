@@ -15,13 +15,14 @@ use super::Engine;
 use crate::alert::eval::Transition;
 use crate::alert::PollFailure;
 use crate::check::model::AlertType;
+use crate::check::Sample;
 use crate::route::index::Slot;
 
 impl Engine {
     pub(super) fn apply_poll(
         &mut self,
         id: &str,
-        result: Result<Vec<(String, Option<f64>)>, PollFailure>,
+        result: Result<Vec<(String, Option<Sample>)>, PollFailure>,
     ) {
         let Some(&slot) = self.by_id.get(id) else {
             return;
@@ -56,7 +57,7 @@ impl Engine {
         };
         for (name, value) in values {
             let Some(v) = value else { continue };
-            if let Some(state) = self.observe(slot, &name, v, now, false) {
+            if let Some(state) = self.observe(slot, &name, v.at_ms, v.value, now, false) {
                 worst = worst.max(state);
             }
         }
@@ -68,7 +69,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn apply_seed(&mut self, id: &str, values: Vec<(String, Option<f64>)>) {
+    pub(super) fn apply_seed(&mut self, id: &str, values: Vec<(String, Option<Sample>)>) {
         let Some(&slot) = self.by_id.get(id) else {
             return;
         };
@@ -80,7 +81,7 @@ impl Engine {
                 .and_then(|rt| rt.series.get(name.as_str()))
                 .is_some_and(|s| s.live_seen);
             if !fresh {
-                self.observe(slot, &name, v, now, false);
+                self.observe(slot, &name, v.at_ms, v.value, now, false);
             }
         }
     }
@@ -101,6 +102,7 @@ impl Engine {
                 from,
                 to,
                 value: None,
+                at_ms: now,
             },
             now,
         );

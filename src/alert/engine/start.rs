@@ -101,19 +101,25 @@ pub async fn start(
         ticking: Vec::new(),
         evaluations: 0,
         matching: Vec::new(),
+        transitions: Vec::new(),
+        event_time: cfg.event_time(),
+        max_future_ms: (cfg.max_future_secs as i64).saturating_mul(1000),
+        refusing: Vec::new(),
+        drops_seen: 0,
+        last_drop_ms: None,
         checks_tx,
     };
     let now = clock.now_ms();
     for c in checks {
         engine.insert(c);
     }
-    for (check_id, name, mut state) in series {
+    for (check_id, name, state) in series {
         if let Some(&slot) = engine.by_id.get(&check_id) {
             let rt = engine.slots[slot as usize]
                 .as_mut()
                 .expect("slot of a known id");
             // Silence is measured from the restart, not from before it.
-            state.last_seen_ms = now;
+            let state = state.restored(now);
             rt.counts[state.state as usize] += 1;
             rt.series.insert(name.into(), state);
             stats.series.fetch_add(1, Relaxed);
