@@ -18,12 +18,14 @@ pub fn validate(check: &Check) -> Result<(), CheckError> {
     if check.live {
         // Function calls are what make a target an expression; commas and
         // braces are ordinary glob syntax.
-        if check
-            .target
-            .contains(|c: char| c == '(' || c == ')' || c.is_whitespace())
+        let tagged = crate::route::tags::is_tag_query(&check.target);
+        if !tagged
+            && check
+                .target
+                .contains(|c: char| c == '(' || c == ')' || c.is_whitespace())
         {
             return bad(format!(
-                "a live check's target must be a Graphite glob, not an expression: {:?}",
+                "a live check's target must be a Graphite glob or seriesByTag(...), not an expression: {:?}",
                 check.target
             ));
         }

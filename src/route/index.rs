@@ -9,12 +9,16 @@
 //! the matching checks. The few patterns whose groups span dots (`{a.b,c}`)
 //! or that use `**` are matched one by one.
 //!
+//! `seriesByTag(...)` targets go to a [`TagIndex`], which files each query
+//! under a tag its series must carry.
+//!
 //! Names repeat every interval, so callers cache the answer per name and
 //! invalidate by [`PatternIndex::generation`].
 
 use rustc_hash::FxHashMap;
 
 use crate::route::glob::{check_limits, GlobError, NodeGlob};
+use crate::route::tags::{is_tag_query, TagIndex, TagQuery};
 use crate::route::Glob;
 
 /// A check's slot in the engine, the payload of a pattern.
@@ -34,6 +38,7 @@ struct Node {
 pub struct PatternIndex {
     root: Node,
     complex: Vec<(Glob, Slot)>,
+    tagged: TagIndex<Slot>,
     len: usize,
     generation: u64,
 }
@@ -86,11 +91,17 @@ impl PatternIndex {
     /// a check this way rather than compiling a regex for every live glob
     /// took most of the time of loading 100,000 checks.
     pub fn check(pattern: &str) -> Result<(), GlobError> {
-        check_limits(pattern)?;
+        if !is_tag_query(pattern) {
+            check_limits(pattern)?;
+        }
         PatternIndex::default().insert(0, pattern)
     }
 
     fn insert(&mut self, slot: Slot, pattern: &str) -> Result<(), GlobError> {
+        if is_tag_query(pattern) {
+            self.tagged.insert(TagQuery::parse(pattern)?, slot);
+            return Ok(());
+        }
         if is_complex(pattern) {
             let glob = Glob::new(pattern)?;
             self.complex.push((glob, slot));
@@ -156,6 +167,7 @@ impl PatternIndex {
                 out.push(*slot);
             }
         }
+        self.tagged.matches(name, out);
     }
 
     /// Whether `name` matches any pattern.
@@ -272,6 +284,20 @@ mod tests {
         let idx = index(&["a.*", "a.*", "a.b"]);
         assert_eq!(hits(&idx, "a.b"), vec![0, 1, 2]);
         assert_eq!(idx.len(), 3);
+    }
+
+    #[test]
+    fn tag_queries_sit_beside_globs() {
+        let idx = index(&[
+            "disk.*",
+            "seriesByTag('name=disk.used', 'dc=ams')",
+            "seriesByTag('host=~web')",
+        ]);
+        assert_eq!(hits(&idx, "disk.used;dc=ams;host=db1"), [0, 1]);
+        assert_eq!(hits(&idx, "cpu;host=web2"), [2]);
+        assert_eq!(hits(&idx, "disk.used"), [0]);
+        assert!(PatternIndex::check("seriesByTag('a=~x{2}')").is_ok());
+        assert!(PatternIndex::check("seriesByTag('a!=x')").is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod glob;
 pub mod hash;
 pub mod index;
+pub mod tags;
 
 use std::borrow::Cow;
 

@@ -348,6 +348,28 @@ async fn a_check_that_misses_points_says_so() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_series_by_tag_check_selects_tagged_series() {
+    let target = "seriesByTag('name=disk.used', 'dc=ams', 'host=~web.*', 'env!=dev')";
+    let r = rig(check(serde_json::json!({ "target": target }))).await;
+    let now = r.now_secs();
+    r.send_points(&[
+        ("disk.used;host=web1;dc=ams", 20.0, now),
+        ("disk.used;dc=ams;host=web2;env=dev", 20.0, now),
+        ("disk.used;host=db1;dc=ams", 20.0, now),
+        ("disk.used;host=web3;dc=fra", 20.0, now),
+        ("disk.free;host=web4;dc=ams", 20.0, now),
+    ]);
+    r.settle(Duration::from_secs(1)).await;
+    let rows = r.store.alerts(None, 0, 10).unwrap().0;
+    let series: Vec<&str> = rows.iter().map(|a| a.target.as_str()).collect();
+    assert_eq!(series, ["disk.used;host=web1;dc=ams"]);
+    assert!(validate(&check(
+        serde_json::json!({ "target": "seriesByTag('env!=dev')" })
+    ))
+    .is_err());
+}
+
+#[tokio::test(start_paused = true)]
 async fn repeat_every_reminds_while_bad() {
     let r = rig(check(serde_json::json!({"repeatEvery": "5m"}))).await;
     r.send("sec.db.failed", 11.0);

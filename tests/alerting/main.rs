@@ -9,6 +9,7 @@ mod common;
 mod engine;
 mod graphite_poll;
 mod poller;
+mod tags;
 
 use std::time::Duration;
 

@@ -125,6 +125,18 @@ impl CarbonCache {
 
     /// [`CarbonCache::start`], with its plaintext port at `line_port`.
     pub async fn start_at(line_port: u16) -> CarbonCache {
+        CarbonCache::start_with(line_port, "ENABLE_TAGS = False\n").await
+    }
+
+    /// [`CarbonCache::start`], registering every series it creates in
+    /// the TagDB of the graphite-web at `graphite_url`.
+    pub async fn start_tagging(graphite_url: &str) -> CarbonCache {
+        let tags =
+            format!("ENABLE_TAGS = True\nGRAPHITE_URL = {graphite_url}\nTAG_UPDATE_INTERVAL = 1\n");
+        CarbonCache::start_with(free_port(), &tags).await
+    }
+
+    async fn start_with(line_port: u16, tags: &str) -> CarbonCache {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
         let (pickle_port, query_port) = (free_port(), free_port());
@@ -134,7 +146,7 @@ impl CarbonCache {
             format!("{d}/carbon.conf"),
             format!(
                 "[cache]\nSTORAGE_DIR = {d}/storage\nLOCAL_DATA_DIR = {d}/storage/whisper\nWHITELISTS_DIR = {d}/storage/lists\n\
-                 CONF_DIR = {d}\nLOG_DIR = {d}/log\nPID_DIR = {d}\nENABLE_LOGROTATION = False\nUSER =\nENABLE_TAGS = False\n\
+                 CONF_DIR = {d}\nLOG_DIR = {d}/log\nPID_DIR = {d}\nENABLE_LOGROTATION = False\nUSER =\n{tags}\
                  MAX_CACHE_SIZE = inf\nMAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\n\
                  LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {line_port}\n\
                  PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {pickle_port}\n\
@@ -412,6 +424,12 @@ pub struct GraphiteWeb {
 
 impl GraphiteWeb {
     pub async fn start(cache: &CarbonCache) -> GraphiteWeb {
+        GraphiteWeb::start_at(cache, free_port()).await
+    }
+
+    /// [`GraphiteWeb::start`] on `port`, with its local TagDB and no
+    /// TagDB cache (so a query sees every series registered before it).
+    pub async fn start_at(cache: &CarbonCache, port: u16) -> GraphiteWeb {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
         let storage = cache.dir.path().join("storage").display().to_string();
@@ -422,7 +440,8 @@ impl GraphiteWeb {
                 "SECRET_KEY = 'carbonwatch-test'\nSTORAGE_DIR = '{storage}'\nWHISPER_DIR = '{storage}/whisper'\n\
                  LOG_DIR = '{d}/log'\nINDEX_FILE = '{d}/index'\n\
                  DATABASES = {{'default': {{'ENGINE': 'django.db.backends.sqlite3', 'NAME': '{d}/graphite.db'}}}}\n\
-                 CARBONLINK_HOSTS = ['127.0.0.1:{}:a']\n",
+                 CARBONLINK_HOSTS = ['127.0.0.1:{}:a']\n\
+                 TAGDB = 'graphite.tags.localdatabase.LocalDatabaseTagDB'\nTAGDB_CACHE_DURATION = 0\n",
                 cache.query_port
             ),
         )
@@ -443,7 +462,6 @@ impl GraphiteWeb {
             .status()
             .expect("graphite-web (Debian)");
         assert!(migrated.success(), "graphite-web migrate failed");
-        let port = free_port();
         let child = django(&["runserver", &format!("127.0.0.1:{port}"), "--noreload"])
             .spawn()
             .unwrap();
