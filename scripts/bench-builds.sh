@@ -7,7 +7,9 @@
 # NAMES (default 10000) is the distinct names per connection and PASSES
 # (default 1) how many passes over them each take a new order. With
 # CHECKS=N both relays run alerting with N live checks
-# (scripts/gen-checks.py); unset, alerting is off. SEGMENT_LINES (default
+# (scripts/gen-checks.py); unset, alerting is off. BASE_CHECKS overrides
+# CHECKS for the base alone: `BASE_CHECKS=0 CHECKS=100000` runs one build
+# against itself with and without checks. SEGMENT_LINES (default
 # 2000000) sizes each segment: longer ones measure CPU per line finer.
 # Build the base with, for example:
 #   git worktree add /tmp/base <commit> && (cd /tmp/base && cargo build --release)
@@ -43,9 +45,11 @@ EOT
 }
 for side in base:35001:35101 new:35002:35102; do
     IFS=: read -r name port sink <<<"$side"
-    if [ -n "${CHECKS:-}" ]; then
+    n=${CHECKS:-}
+    [ "$name" = base ] && n=${BASE_CHECKS:-$n}
+    if [ -n "$n" ] && [ "$n" != 0 ]; then
         config "$port" "$sink" "$W/$name.db" > "$W/$name-plain.toml"
-        python3 scripts/gen-checks.py "$W/$name-plain.toml" "$CHECKS" > "$W/$name.toml"
+        python3 scripts/gen-checks.py "$W/$name-plain.toml" "$n" > "$W/$name.toml"
     else
         config "$port" "$sink" "" > "$W/$name.toml"
     fi
