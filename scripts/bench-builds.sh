@@ -5,7 +5,9 @@
 # lines/s and relay CPU per line, and the per-round ratio NEW/BASE.
 #   scripts/bench-builds.sh BASE_BINARY [NEW_BINARY] [CONNECTIONS] [ROUNDS]
 # NAMES (default 10000) is the distinct names per connection and PASSES
-# (default 1) how many passes over them each take a new order. With
+# (default 1) how many passes over them each take a new order; with
+# CHURN_EVERY=N one name in N is new each pass instead (60: 10% a minute
+# at a 10 s interval). With
 # CHECKS=N both relays run alerting with N live checks
 # (scripts/gen-checks.py); unset, alerting is off. BASE_CHECKS overrides
 # CHECKS for the base alone: `BASE_CHECKS=0 CHECKS=100000` runs one build
@@ -68,4 +70,5 @@ done
 "$NEW" bench-compare --side "base=127.0.0.1:35001,127.0.0.1:35101,$BASE_PID" \
     --side "new=127.0.0.1:35002,127.0.0.1:35102,$NEW_PID" \
     --connections "$CONNS" --rounds "$ROUNDS" --names "${NAMES:-10000}" --passes "${PASSES:-1}" \
+    --churn-every "${CHURN_EVERY:-0}" \
     --lines "${SEGMENT_LINES:-2000000}"

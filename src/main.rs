@@ -100,6 +100,11 @@ enum Command {
         /// every pass).
         #[arg(long, default_value_t = 1)]
         passes: usize,
+        /// With N > 0, one name in N is replaced by a new one each pass
+        /// (60: 10% new names a minute at a 10 s interval); the order is
+        /// kept and `passes` ignored.
+        #[arg(long, default_value_t = 0)]
+        churn_every: usize,
         /// Lines per segment.
         #[arg(long, default_value_t = 2_000_000)]
         lines: u64,
@@ -205,6 +210,7 @@ fn main() -> anyhow::Result<()> {
             connections,
             names,
             passes,
+            churn_every,
             lines,
             rounds,
             settle_secs,
@@ -216,6 +222,7 @@ fn main() -> anyhow::Result<()> {
                 connections,
                 names,
                 passes,
+                churn_every,
                 lines,
                 rounds: rounds.max(1),
                 settle: Duration::from_secs(settle_secs),

@@ -43,6 +43,10 @@ pub struct CompareOptions {
     pub names: usize,
     /// Passes over the names, each in a new order; 1 keeps one order.
     pub passes: usize,
+    /// With N > 0, names churn: each pass (in one order), one name in N
+    /// is replaced by one never sent before, generated as the lines go
+    /// out. 60 is 10% new names a minute at a 10 s interval.
+    pub churn_every: usize,
     /// Lines per segment.
     pub lines: u64,
     /// Rounds measured (after one warm-up round that is not).
@@ -201,7 +205,59 @@ struct Rig {
     sink: Sink,
     conns: Vec<TcpStream>,
     payloads: Vec<std::sync::Arc<Vec<u8>>>,
+    /// With churn, each connection's generator instead, carried from one
+    /// segment to the next so a new name is never sent twice as new.
+    churn: Vec<Option<Churn>>,
     pid: Option<u32>,
+}
+
+/// Lines of one connection whose names churn: pass `p` sends every slot
+/// `i` once, in order, under its generation `(p + N - i % N) / N`, so each
+/// pass one slot in `N` gets a name never seen before.
+#[derive(Debug, Clone)]
+pub struct Churn {
+    conn: usize,
+    names: usize,
+    every: usize,
+    pass: usize,
+    slot: usize,
+    buf: Vec<u8>,
+}
+
+impl Churn {
+    /// A generator for connection `conn`'s `names` slots.
+    pub fn new(conn: usize, names: usize, every: usize) -> Self {
+        Churn {
+            conn,
+            names: names.max(1),
+            every: every.max(1),
+            pass: 0,
+            slot: 0,
+            buf: Vec::with_capacity(1 << 16),
+        }
+    }
+
+    /// The next `n` lines, in a buffer reused from call to call.
+    pub fn next_lines(&mut self, n: usize) -> &[u8] {
+        use std::io::Write;
+        self.buf.clear();
+        for _ in 0..n {
+            let i = self.slot;
+            let generation = (self.pass + self.every - i % self.every) / self.every;
+            let _ = writeln!(
+                self.buf,
+                "bench.c{}.host{:03}.metric{i:05}g{generation} {}.5 1700000000",
+                self.conn,
+                i % 100,
+                i % 1000
+            );
+            self.slot += 1;
+            if self.slot == self.names {
+                (self.slot, self.pass) = (0, self.pass + 1);
+            }
+        }
+        &self.buf
+    }
 }
 
 impl Rig {
@@ -220,14 +276,33 @@ impl Rig {
         let cpu_before = self.pid.and_then(cpu_time);
         let start = Instant::now();
         let mut senders = Vec::with_capacity(self.conns.len());
-        for (mut s, p) in self.conns.drain(..).zip(&self.payloads) {
+        let work = self
+            .conns
+            .drain(..)
+            .zip(&self.payloads)
+            .zip(&mut self.churn);
+        for ((mut s, p), churn) in work {
             let p = p.clone();
+            let mut churn = churn.take();
             senders.push(tokio::spawn(async move {
-                send_lines(&mut s, &p, per_conn).await.map(|()| s)
+                match &mut churn {
+                    Some(c) => {
+                        let mut left = per_conn;
+                        while left > 0 {
+                            let n = left.min(1024);
+                            s.write_all(c.next_lines(n as usize)).await?;
+                            left -= n;
+                        }
+                    }
+                    None => send_lines(&mut s, &p, per_conn).await?,
+                }
+                Ok::<_, std::io::Error>((s, churn))
             }));
         }
-        for s in senders {
-            self.conns.push(s.await.map_err(std::io::Error::other)??);
+        for (s, slot) in senders.into_iter().zip(&mut self.churn) {
+            let (conn, churn) = s.await.map_err(std::io::Error::other)??;
+            self.conns.push(conn);
+            *slot = churn;
         }
         let sent = per_conn * self.conns.len() as u64;
         let received = self.sink.wait_for(before + sent, settle).await - before;
@@ -251,7 +326,15 @@ pub async fn compare(opts: CompareOptions) -> std::io::Result<CompareReport> {
             sink: Sink::bind(&[side.sink]).await?,
             conns: Vec::new(),
             payloads: (0..connections)
-                .map(|c| std::sync::Arc::new(payload_shuffled(opts.names.max(1), c, opts.passes)))
+                .map(|c| match opts.churn_every {
+                    0 => std::sync::Arc::new(payload_shuffled(opts.names.max(1), c, opts.passes)),
+                    _ => std::sync::Arc::new(Vec::new()),
+                })
+                .collect(),
+            churn: (0..connections)
+                .map(|c| {
+                    (opts.churn_every > 0).then(|| Churn::new(c, opts.names, opts.churn_every))
+                })
                 .collect(),
             pid: side.pid,
         });
@@ -304,6 +387,26 @@ pub async fn compare(opts: CompareOptions) -> std::io::Result<CompareReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn churn_replaces_one_name_in_n_each_pass() {
+        let mut c = Churn::new(0, 120, 60);
+        let names = |c: &mut Churn| -> Vec<String> {
+            String::from_utf8(c.next_lines(120).to_vec())
+                .unwrap()
+                .lines()
+                .map(|l| l.split(' ').next().unwrap().to_string())
+                .collect()
+        };
+        let mut seen: std::collections::HashSet<String> = names(&mut c).into_iter().collect();
+        assert_eq!(seen.len(), 120);
+        for _ in 0..5 {
+            let pass = names(&mut c);
+            let new = pass.iter().filter(|n| seen.insert(n.to_string())).count();
+            assert_eq!(new, 2, "one in 60 of 120 names is new each pass");
+        }
+        assert!(seen.iter().filter(|n| n.contains(".host000.")).count() >= 2);
+    }
 
     #[test]
     fn quantiles_interpolate() {
@@ -368,6 +471,7 @@ mod tests {
             connections: 2,
             names: 100,
             passes: 3,
+            churn_every: 0,
             lines: 1000,
             rounds: 3,
             settle: Duration::from_secs(10),
