@@ -29,6 +29,7 @@
 
 use std::collections::VecDeque;
 
+use crate::check::series::Extra;
 use crate::check::{Pending, SeriesState, NEVER};
 
 use crate::check::model::{AlertType, Check, WindowFn};
@@ -101,6 +102,31 @@ fn window_ms(check: &Check) -> i64 {
 }
 
 impl SeriesState {
+    /// The end of the window last evaluated (the newest timestamp unless
+    /// a silent window has aged further).
+    fn evaluated(&self) -> i64 {
+        self.extra
+            .as_ref()
+            .map_or(self.newest_ms, |e| e.evaluated_ms)
+    }
+
+    /// The part of the state only some checks use, made on first use.
+    fn extra(&mut self) -> &mut Extra {
+        let newest = self.newest_ms;
+        self.extra.get_or_insert_with(|| {
+            Box::new(Extra {
+                evaluated_ms: newest,
+                ..Extra::default()
+            })
+        })
+    }
+
+    fn clear_pending(&mut self) {
+        if let Some(e) = &mut self.extra {
+            e.pending = None;
+        }
+    }
+
     /// Takes one point with timestamp `ts_ms`, on the clock at `now_ms`;
     /// the changes it commits are pushed to `out`.
     pub fn observe(
@@ -112,22 +138,24 @@ impl SeriesState {
         et: &EventTime,
         out: &mut Vec<Transition>,
     ) -> Arrival {
-        if self.evaluated_ms != NEVER && ts_ms < self.evaluated_ms {
+        let evaluated = self.evaluated();
+        if evaluated != NEVER && ts_ms < evaluated {
             return self.late(check, ts_ms, value, et, out);
         }
         if et.max_disorder_ms <= 0 {
             self.evaluate(check, ts_ms, value, out);
             return Arrival::InOrder;
         }
-        let i = self.held.partition_point(|p| p.0 < ts_ms);
-        match self.held.get_mut(i) {
+        let held = &mut self.extra().held;
+        let i = held.partition_point(|p| p.0 < ts_ms);
+        match held.get_mut(i) {
             // Equal timestamps: the later arrival wins, as in whisper.
             Some(p) if p.0 == ts_ms => *p = (ts_ms, value, now_ms),
-            _ => self.held.insert(i, (ts_ms, value, now_ms)),
+            _ => held.insert(i, (ts_ms, value, now_ms)),
         }
-        let watermark = self.held[self.held.len() - 1].0 - et.max_disorder_ms;
-        let ripe = self.held.partition_point(|p| p.0 <= watermark);
-        let overflow = self.held.len().saturating_sub(MAX_HELD_POINTS);
+        let watermark = held[held.len() - 1].0 - et.max_disorder_ms;
+        let ripe = held.partition_point(|p| p.0 <= watermark);
+        let overflow = held.len().saturating_sub(MAX_HELD_POINTS);
         self.release(check, ripe.max(overflow), out);
         Arrival::InOrder
     }
@@ -145,16 +173,17 @@ impl SeriesState {
             return Arrival::TooLate;
         }
         self.newest_ms = self.newest_ms.max(ts_ms);
-        if span > 0 && self.evaluated_ms - ts_ms <= span {
-            insert_sample(&mut self.samples, ts_ms, value);
-            self.evaluate_window(check, self.evaluated_ms, span, out);
+        let evaluated = self.evaluated();
+        if span > 0 && evaluated - ts_ms <= span {
+            insert_sample(&mut self.extra().samples, ts_ms, value);
+            self.evaluate_window(check, evaluated, span, out);
         }
         Arrival::Late
     }
 
     /// Evaluates every held point, in timestamp order.
     pub fn release_all(&mut self, check: &Check, out: &mut Vec<Transition>) {
-        self.release(check, self.held.len(), out);
+        self.release(check, self.held_len(), out);
     }
 
     /// Evaluates the first `n` held points, in timestamp order.
@@ -162,25 +191,28 @@ impl SeriesState {
         if n == 0 {
             return;
         }
-        let held = std::mem::take(&mut self.held);
+        let held = std::mem::take(&mut self.extra().held);
         for &(ts, value, _) in &held[..n] {
             self.evaluate(check, ts, value, out);
         }
-        self.held = held;
-        self.held.drain(..n);
+        let e = self.extra();
+        e.held = held;
+        e.held.drain(..n);
     }
 
     /// One point at or after the newest evaluated.
     fn evaluate(&mut self, check: &Check, ts_ms: i64, value: f64, out: &mut Vec<Transition>) {
         self.newest_ms = self.newest_ms.max(ts_ms);
-        self.evaluated_ms = ts_ms;
+        if let Some(e) = &mut self.extra {
+            e.evaluated_ms = ts_ms;
+        }
         let span = window_ms(check);
         if span > 0 {
-            insert_sample(&mut self.samples, ts_ms, value);
+            insert_sample(&mut self.extra().samples, ts_ms, value);
             self.evaluate_window(check, ts_ms, span, out);
             return;
         }
-        self.value = Some(value);
+        self.set_value(value);
         if let Some(observed) = classify(check, value) {
             self.decide(check, observed, ts_ms, out);
         }
@@ -189,15 +221,16 @@ impl SeriesState {
     /// The window ending at `at_ms`; a sum over no samples is 0, other
     /// aggregates of none are left to `noDataAfter`.
     fn evaluate_window(&mut self, check: &Check, at_ms: i64, span: i64, out: &mut Vec<Transition>) {
-        while self.samples.front().is_some_and(|&(t, _)| at_ms - t > span) {
-            self.samples.pop_front();
-        }
         let Some(func) = check.window.map(|w| w.func) else {
             return;
         };
-        let agg = aggregate(func, &self.samples).or((func == WindowFn::Sum).then_some(0.0));
+        let samples = &mut self.extra().samples;
+        while samples.front().is_some_and(|&(t, _)| at_ms - t > span) {
+            samples.pop_front();
+        }
+        let agg = aggregate(func, samples).or((func == WindowFn::Sum).then_some(0.0));
         if let Some(v) = agg {
-            self.value = Some(v);
+            self.set_value(v);
             if let Some(observed) = classify(check, v) {
                 self.decide(check, observed, at_ms, out);
             }
@@ -208,24 +241,26 @@ impl SeriesState {
     /// waited `max_disorder`, turns a silent series UNKNOWN, and ages a
     /// silent window to `max_lateness` behind the clock.
     pub fn tick(&mut self, check: &Check, now_ms: i64, et: &EventTime, out: &mut Vec<Transition>) {
-        if !self.held.is_empty() {
-            let waited = self
+        let waited = self.extra.as_ref().and_then(|e| {
+            let cutoff = e
                 .held
                 .iter()
                 .filter(|p| now_ms - p.2 >= et.max_disorder_ms)
                 .map(|p| p.0)
-                .max();
-            if let Some(cutoff) = waited {
-                let n = self.held.partition_point(|p| p.0 <= cutoff);
-                self.release(check, n, out);
-            }
+                .max()?;
+            Some(e.held.partition_point(|p| p.0 <= cutoff))
+        });
+        if let Some(n) = waited {
+            self.release(check, n, out);
         }
         if let Some(nd) = check.no_data_after.filter(|d| !d.is_zero()) {
             let since = self.newest_ms.max(self.quiet_from_ms);
             if self.state != AlertType::Unknown && now_ms - since >= nd.0.as_millis() as i64 {
-                self.pending = None;
-                self.samples.clear();
-                self.held.clear();
+                if let Some(e) = &mut self.extra {
+                    e.pending = None;
+                    e.samples.clear();
+                    e.held.clear();
+                }
                 out.push(self.commit(AlertType::Unknown, None, now_ms));
                 return;
             }
@@ -235,8 +270,8 @@ impl SeriesState {
         }
         let span = window_ms(check);
         let at = now_ms - et.max_lateness_ms;
-        if span > 0 && self.newest_ms != NEVER && at > self.evaluated_ms {
-            self.evaluated_ms = at;
+        if span > 0 && self.newest_ms != NEVER && at > self.evaluated() {
+            self.extra().evaluated_ms = at;
             self.evaluate_window(check, at, span, out);
         }
     }
@@ -249,9 +284,9 @@ impl SeriesState {
         if matches!(self.state, AlertType::Ok | AlertType::Unknown) {
             return false;
         }
-        let last = self.last_notified_ms.unwrap_or(now_ms);
+        let last = self.last_notified_ms().unwrap_or(now_ms);
         if now_ms - last >= every.0.as_millis() as i64 {
-            self.last_notified_ms = Some(now_ms);
+            self.set_last_notified_ms(now_ms);
             return true;
         }
         false
@@ -265,23 +300,24 @@ impl SeriesState {
         out: &mut Vec<Transition>,
     ) {
         if observed == self.state {
-            self.pending = None;
+            self.clear_pending();
             return;
         }
         let hold = check.for_.map_or(0, |f| f.0.as_millis() as i64);
-        match self.pending {
-            _ if hold == 0 => {
-                self.pending = None;
-                out.push(self.commit(observed, self.value, at_ms));
-            }
+        if hold == 0 {
+            self.clear_pending();
+            out.push(self.commit(observed, self.value(), at_ms));
+            return;
+        }
+        match self.pending() {
             Some(p) if p.to == observed => {
                 if at_ms - p.since_ms >= hold {
-                    self.pending = None;
-                    out.push(self.commit(observed, self.value, at_ms));
+                    self.clear_pending();
+                    out.push(self.commit(observed, self.value(), at_ms));
                 }
             }
             _ => {
-                self.pending = Some(Pending {
+                self.extra().pending = Some(Pending {
                     to: observed,
                     since_ms: at_ms,
                 })
@@ -495,7 +531,7 @@ mod tests {
         );
         assert!(out.is_empty(), "{out:?}");
         assert_eq!(
-            (s.state, s.value, s.newest_ms),
+            (s.state, s.value(), s.newest_ms),
             (AlertType::Ok, Some(1.0), now)
         );
     }
@@ -526,7 +562,7 @@ mod tests {
             Arrival::Late
         );
         assert!(out.is_empty());
-        assert_eq!(s.value, Some(11.0));
+        assert_eq!(s.value(), Some(11.0));
     }
 
     #[test]
@@ -545,11 +581,11 @@ mod tests {
         let got: Vec<_> = out.iter().map(|t| (t.to, t.at_ms)).collect();
         assert_eq!(got, [(AlertType::Error, 0), (AlertType::Ok, 20_000)]);
         // 40 and 60 are held until the clock says they waited long enough.
-        assert_eq!(s.held.len(), 2);
+        assert_eq!(s.held_len(), 2);
         s.tick(&c, 29_999, &et, &mut out);
-        assert_eq!(s.held.len(), 2);
+        assert_eq!(s.held_len(), 2);
         s.tick(&c, 30_000, &et, &mut out);
-        assert!(s.held.is_empty());
+        assert_eq!(s.held_len(), 0);
         assert_eq!(s.newest_ms, 60_000);
     }
 
@@ -665,7 +701,7 @@ mod tests {
         c.repeat_every = Some(Span(Duration::from_secs(600)));
         let mut s = SeriesState::new();
         obs(&mut s, &c, 20.0, 0);
-        s.last_notified_ms = Some(0);
+        s.set_last_notified_ms(0);
         assert!(!s.reminder_due(&c, 599_999));
         assert!(s.reminder_due(&c, 600_000));
         assert!(!s.reminder_due(&c, 600_001));

@@ -434,7 +434,7 @@ pub async fn check_series(
         .into_iter()
         .map(|(name, s)| {
             let newest = s.newest();
-            json!({"target": name, "state": s.state, "value": s.value, "lastSeen": newest,
+            json!({"target": name, "state": s.state, "value": s.value(), "lastSeen": newest,
                 "lagMs": newest.map(|t| now - t)})
         })
         .collect();

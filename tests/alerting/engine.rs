@@ -230,7 +230,7 @@ async fn a_late_point_does_not_override_a_newer_value() {
     assert_eq!(stats.points_too_late.load(Relaxed), 1, "30 minutes behind");
     assert_eq!(stats.points_late.load(Relaxed), 1, "a minute behind");
     let series = r.handle.series(&config_check_id("c")).await.unwrap();
-    assert_eq!(series[0].1.value, Some(1.0));
+    assert_eq!(series[0].1.value(), Some(1.0));
     assert_eq!(series[0].1.newest_ms, now * 1000);
 }
 

@@ -136,7 +136,7 @@ async fn a_slow_graphite_never_gets_the_same_check_twice_and_late_runs_are_skipp
     let id = handle.engine.checks().await.unwrap()[0].id.clone();
     let series = handle.engine.series(&id).await.unwrap();
     assert_eq!(series[0].0, "a.x");
-    assert_eq!(series[0].1.value, Some(1.0));
+    assert_eq!(series[0].1.value(), Some(1.0));
     app.shutdown().await;
 }
 

@@ -14,6 +14,7 @@
 //! through the command queue; `polled` applies them with the same series
 //! state machine.
 
+mod names;
 mod observe;
 mod polled;
 mod start;
@@ -38,6 +39,7 @@ use crate::check::{
 };
 use crate::relay::tap::{AlertTap, Points};
 use crate::route::index::{PatternIndex, Slot};
+use names::NameCache;
 use observe::queue_notifications;
 
 /// Milliseconds since the epoch from tokio's clock, so tests can pause and
@@ -137,7 +139,7 @@ pub(crate) struct Engine {
     free_slots: Vec<Slot>,
     by_id: HashMap<String, Slot>,
     index: Arc<PatternIndex>,
-    names: FxHashMap<Box<str>, Box<[Slot]>>,
+    names: NameCache,
     tap: Arc<AlertTap>,
     store: Arc<dyn Store>,
     /// Where each step's changes go (the store writer).

@@ -24,16 +24,9 @@ impl Engine {
         }
         let mut matching = std::mem::take(&mut self.matching);
         matching.clear();
-        match self.names.get(name) {
-            Some(s) => matching.extend_from_slice(s),
-            None => {
-                self.index.matches(name, &mut matching);
-                if self.names.len() >= self.cfg.max_cached_names {
-                    self.names.clear();
-                }
-                self.names.insert(name.into(), matching.as_slice().into());
-            }
-        }
+        let index = &self.index;
+        self.names
+            .get_or(name, &mut matching, |out| index.matches(name, out));
         for &slot in &matching {
             self.observe(slot, name, ts_ms, value, now, true);
         }
@@ -122,7 +115,7 @@ impl Engine {
             let Some(rt) = self.slots[slot].as_mut() else {
                 continue;
             };
-            for (name, series) in rt.series.iter_mut().filter(|(_, s)| !s.held.is_empty()) {
+            for (name, series) in rt.series.iter_mut().filter(|(_, s)| s.held_len() > 0) {
                 series.release_all(&rt.check, &mut out);
                 for t in out.drain(..) {
                     let a = commit(
@@ -175,7 +168,7 @@ impl Engine {
                     let still = Transition {
                         from: saved.state,
                         to: saved.state,
-                        value: saved.value,
+                        value: saved.value(),
                         at_ms: now,
                     };
                     let reminder = alert(&rt.check, &name, still, now);
@@ -206,7 +199,7 @@ fn commit(
     now: i64,
     batch: &mut Changes,
 ) -> Alert {
-    series.last_notified_ms = Some(now);
+    series.set_last_notified_ms(now);
     counts[t.from as usize] -= 1;
     counts[t.to as usize] += 1;
     let alert = alert(check, name, t, now);

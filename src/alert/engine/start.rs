@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::NameCache;
 use jiff::tz::TimeZone;
-use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -87,7 +87,7 @@ pub async fn start(
         free_slots: Vec::new(),
         by_id: HashMap::new(),
         index: Arc::new(PatternIndex::default()),
-        names: FxHashMap::default(),
+        names: NameCache::new(cfg.max_cached_names),
         tap: tap.clone(),
         store: store.clone(),
         changes,
