@@ -273,19 +273,34 @@ impl App {
                 return;
             }
         };
+        // By name and by id, so a reload of 100,000 checks compares each
+        // once instead of each with every other.
+        let new_names: std::collections::HashSet<&str> =
+            checks.iter().map(|c| c.name.as_str()).collect();
+        let old_by_name: std::collections::HashMap<&str, &crate::check::Check> = self
+            .config
+            .checks
+            .iter()
+            .map(|c| (c.name.as_str(), c))
+            .collect();
+        let live_by_id: std::collections::HashMap<&str, &crate::check::Check> =
+            current.iter().map(|c| (c.id.as_str(), c)).collect();
         for old in &self.config.checks {
-            if !checks.iter().any(|c| c.name == old.name) {
+            if !new_names.contains(old.name.as_str()) {
                 if let Err(e) = alerts.delete(&old.id).await {
                     tracing::error!(check = %old.name, error = %e, "Removing a check failed.");
                 }
             }
         }
         for c in checks {
-            if self.config.checks.iter().any(|old| old == c) {
+            if old_by_name
+                .get(c.name.as_str())
+                .is_some_and(|old| *old == c)
+            {
                 continue;
             }
             let mut c = c.clone();
-            if let Some(live) = current.iter().find(|x| x.id == c.id) {
+            if let Some(live) = live_by_id.get(c.id.as_str()) {
                 c.state = live.state;
                 c.last_check = live.last_check;
             }

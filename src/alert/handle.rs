@@ -141,7 +141,7 @@ pub struct AlertHandle {
     /// What the engine has done.
     pub stats: Arc<EngineStats>,
     pub(crate) commands: mpsc::Sender<Command>,
-    pub(crate) checks: watch::Receiver<Arc<Vec<Check>>>,
+    pub(crate) checks: watch::Receiver<Arc<Vec<Arc<Check>>>>,
 }
 
 impl std::fmt::Debug for AlertHandle {
@@ -216,7 +216,7 @@ impl AlertHandle {
     }
 
     /// The checks, republished whenever they change.
-    pub fn watch_checks(&self) -> watch::Receiver<Arc<Vec<Check>>> {
+    pub fn watch_checks(&self) -> watch::Receiver<Arc<Vec<Arc<Check>>>> {
         self.checks.clone()
     }
 }

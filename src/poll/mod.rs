@@ -215,7 +215,7 @@ impl Poller {
     /// unchanged ones keep their slot, removed ones leave.
     fn resync(
         &self,
-        checks: &[Check],
+        checks: &[Arc<Check>],
         entries: &mut HashMap<String, Entry>,
         queue: &mut BTreeSet<(Instant, String)>,
     ) {
@@ -228,7 +228,7 @@ impl Poller {
                 .map_or(Duration::from_secs(self.cfg.refresh_secs.max(1)), |s| s.0)
                 .max(Duration::from_secs(1));
             match entries.get_mut(&c.id) {
-                Some(e) if e.interval == interval => e.check = Arc::new(c.clone()),
+                Some(e) if e.interval == interval => e.check = c.clone(),
                 _ => {
                     if let Some(old) = entries.remove(&c.id) {
                         queue.remove(&(old.due, c.id.clone()));
@@ -238,7 +238,7 @@ impl Poller {
                     entries.insert(
                         c.id.clone(),
                         Entry {
-                            check: Arc::new(c.clone()),
+                            check: c.clone(),
                             interval,
                             due,
                             running: Arc::default(),
@@ -286,7 +286,7 @@ impl Poller {
     /// updated since start-up.
     fn seed_new_live_checks(
         self: &Arc<Self>,
-        checks: &[Check],
+        checks: &[Arc<Check>],
         seeded: &mut HashSet<(String, String)>,
         tasks: &TaskTracker,
         token: &CancellationToken,

@@ -83,7 +83,14 @@ pub const CHART_SERIES: usize = 8;
 const CHART_POINTS: usize = 240;
 
 pub(crate) struct CheckRt {
-    check: Check,
+    /// The check as defined; shared with the checks the engine publishes,
+    /// so 100,000 checks are held once. What the engine changes is kept
+    /// beside it.
+    check: Arc<Check>,
+    /// The check-level state last committed.
+    committed: AlertType,
+    /// When the check was last evaluated (epoch ms).
+    last_check: Option<i64>,
     series: FxHashMap<Box<str>, SeriesState>,
     counts: [usize; 5],
     /// Why the last poll failed; the check is EXCEPTION while set.
@@ -101,7 +108,9 @@ pub(crate) struct CheckRt {
 impl CheckRt {
     fn new(check: Check) -> Self {
         CheckRt {
-            check,
+            committed: check.state,
+            last_check: check.last_check,
+            check: Arc::new(check),
             series: FxHashMap::default(),
             counts: [0; 5],
             exception: None,
@@ -120,6 +129,15 @@ impl CheckRt {
         } else {
             check_state(&self.counts, self.check.allow_no_data)
         }
+    }
+
+    /// The check as the API and notifications show it: with its state
+    /// and last evaluation.
+    fn check_now(&self) -> Check {
+        let mut c = (*self.check).clone();
+        c.state = self.committed;
+        c.last_check = self.last_check;
+        c
     }
 
     fn needs_tick(&self, et: &EventTime) -> bool {
@@ -171,7 +189,7 @@ pub(crate) struct Engine {
     /// The tap's drop count at the last tick, and when it last grew.
     drops_seen: u64,
     last_drop_ms: Option<i64>,
-    checks_tx: watch::Sender<Arc<Vec<Check>>>,
+    checks_tx: watch::Sender<Arc<Vec<Arc<Check>>>>,
 }
 
 impl Engine {
@@ -183,7 +201,7 @@ impl Engine {
             .iter()
             .flatten()
             .map(|rt| {
-                let mut c = rt.check.clone();
+                let mut c = rt.check_now();
                 c.degraded.series_refused = rt.series_refused;
                 if c.live && c.enabled && dropped > 0 {
                     c.degraded.points_dropped = dropped;
@@ -220,7 +238,9 @@ impl Engine {
                 self.stats.forget_refusals(&rt.check.name);
                 rt.series_refused = 0;
             }
-            rt.check = check;
+            rt.committed = check.state;
+            rt.last_check = check.last_check;
+            rt.check = Arc::new(check);
             if target_changed {
                 self.stats.series.fetch_sub(rt.series.len() as u64, Relaxed);
                 for name in rt.series.keys() {
@@ -273,7 +293,14 @@ impl Engine {
         self.index = Arc::new(index);
         self.names.clear();
         self.tap.publish(self.index.clone());
-        let checks = self.list();
+        // The checks as defined, shared with the slots: the poller needs
+        // their definitions, not their states.
+        let checks = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|rt| rt.check.clone())
+            .collect();
         self.checks_tx.send_replace(Arc::new(checks));
     }
 
@@ -337,10 +364,10 @@ impl Engine {
                 let Some(rt) = self.slots[slot as usize].as_mut().filter(|_| !in_changed) else {
                     continue;
                 };
-                rt.check.state = rt.state();
+                rt.committed = rt.state();
                 self.batch
                     .check_states
-                    .push((rt.check.id.clone(), rt.check.state, now));
+                    .push((rt.check.id.clone(), rt.committed, now));
             }
         }
         if !self.changed.is_empty() {
@@ -352,14 +379,14 @@ impl Engine {
                     continue;
                 };
                 let state = rt.state();
-                rt.check.state = state;
-                rt.check.last_check = Some(now);
+                rt.committed = state;
+                rt.last_check = Some(now);
                 self.batch
                     .check_states
                     .push((rt.check.id.clone(), state, now));
                 let alerts: Vec<Alert> = group.iter().map(|(_, a)| a.clone()).collect();
                 queue_notifications(
-                    &rt.check,
+                    &rt.check_now(),
                     &alerts,
                     NotificationKind::Change,
                     now,
@@ -393,7 +420,7 @@ impl Engine {
                     if let Some(rt) = self.rt(&check.id) {
                         // State is the engine's to set, unless a client sets it.
                         if check.last_check.is_none() {
-                            check.last_check = rt.check.last_check;
+                            check.last_check = rt.last_check;
                         }
                     }
                     let store = self.store.clone();

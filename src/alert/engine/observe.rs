@@ -47,7 +47,7 @@ impl Engine {
     ) -> Option<AlertType> {
         let rt = self.slots.get_mut(slot as usize).and_then(Option::as_mut)?;
         self.evaluations += 1;
-        rt.check.last_check = Some(now);
+        rt.last_check = Some(now);
         let series = match rt.series.get_mut(name) {
             Some(series) => series,
             None => {

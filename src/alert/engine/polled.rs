@@ -34,7 +34,7 @@ impl Engine {
         if !rt.check.enabled || rt.check.live {
             return;
         }
-        rt.check.last_check = Some(now);
+        rt.last_check = Some(now);
         self.touched.push(slot);
         let values = match result {
             Ok(v) => v,

@@ -74,7 +74,7 @@ pub async fn start(
 
     let (points_tx, points_rx) = mpsc::channel(cfg.queue_max_batches.max(1));
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let (checks_tx, checks_rx) = watch::channel(Arc::new(Vec::new()));
+    let (checks_tx, checks_rx) = watch::channel(Arc::new(Vec::<Arc<Check>>::new()));
     let tap = Arc::new(AlertTap::new(
         points_tx,
         cfg.max_cached_names,
