@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | 1 | [`listen`] | carbon plaintext (TCP, UDP) and pickle ports; limits; backpressure |
 //! | 2 | [`codec`] | lines and pickle frames to [`codec::Metric`], with carbon's rules |
-//! | 3 | [`route`] | rules, clusters, bit-exact carbon and carbon-c-relay hashing; the glob index |
+//! | 3 | [`route`] | rules, clusters, bit-exact carbon and carbon-c-relay hashing; the glob and `seriesByTag` index |
 //! | 4 | [`relay`] | dispatch, per-destination bounded queues, disk spools, writers; the alerting tap |
 //! | 5 | [`alert`] | Seyren checks evaluated on the stream: state machine, engine, handle |
 //! | 6 | [`poll`] | checks on any Graphite expression, from the render API; live-check seeding |
