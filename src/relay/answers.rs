@@ -154,11 +154,11 @@ impl std::fmt::Debug for AnswerCache {
 }
 
 /// XXH3's secret size (its default secret's); at least its minimum of 136.
-const SECRET_BYTES: usize = 192;
+pub const SECRET_BYTES: usize = 192;
 
-/// A secret drawn from the OS's randomness (through std's randomly keyed
-/// SipHash), so that names cannot be chosen to collide.
-fn random_secret() -> Box<[u8; SECRET_BYTES]> {
+/// A secret for XXH3 drawn from the OS's randomness (through std's
+/// randomly keyed SipHash), so that names cannot be chosen to collide.
+pub fn random_secret() -> Box<[u8; SECRET_BYTES]> {
     use std::hash::BuildHasher;
     let keyed = std::collections::hash_map::RandomState::new();
     let mut secret = [0; SECRET_BYTES];

@@ -10,10 +10,8 @@
 use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::xxh3_128_with_secret;
 
+use crate::relay::answers::{random_secret, SECRET_BYTES};
 use crate::route::index::Slot;
-
-/// XXH3's secret size (its default secret's).
-const SECRET_BYTES: usize = 192;
 
 pub(super) struct NameCache {
     by_name: FxHashMap<u128, u32>,
@@ -27,18 +25,12 @@ pub(super) struct NameCache {
 impl NameCache {
     /// A cache of about `max_names` names.
     pub(super) fn new(max_names: usize) -> Self {
-        use std::hash::BuildHasher;
-        let keyed = std::collections::hash_map::RandomState::new();
-        let mut secret = [0; SECRET_BYTES];
-        for (i, chunk) in secret.chunks_exact_mut(8).enumerate() {
-            chunk.copy_from_slice(&keyed.hash_one(i).to_le_bytes());
-        }
         NameCache {
             by_name: FxHashMap::default(),
             lists: Vec::new(),
             list_ids: FxHashMap::default(),
             max_names: max_names.max(1),
-            secret: Box::new(secret),
+            secret: random_secret(),
         }
     }
 

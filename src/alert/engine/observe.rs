@@ -7,6 +7,7 @@ use jiff::tz::TimeZone;
 
 use super::{Engine, History, CHART_POINTS, CHART_SERIES};
 use crate::alert::eval::{Arrival, Transition};
+use crate::alert::handle::EngineStats;
 use crate::check::{
     new_id, schedule, Alert, AlertType, Changes, Check, NewNotification, NotificationKind,
     SeriesState,
@@ -89,19 +90,13 @@ impl Engine {
             Arrival::TooLate => _ = self.stats.points_too_late.fetch_add(1, Relaxed),
         }
         let state = series.state;
-        for t in out.drain(..) {
-            let a = commit(
-                &rt.check,
-                &mut rt.counts,
-                series,
-                name,
-                t,
-                now,
-                &mut self.batch,
-            );
-            self.changed.push((slot, a));
-            self.stats.transitions.fetch_add(1, Relaxed);
-        }
+        let mut step = Step {
+            batch: &mut self.batch,
+            changed: &mut self.changed,
+            stats: &self.stats,
+            now,
+        };
+        step.commit(slot, &rt.check, &mut rt.counts, series, name, &mut out);
         self.transitions = out;
         Some(state)
     }
@@ -115,21 +110,22 @@ impl Engine {
             let Some(rt) = self.slots[slot].as_mut() else {
                 continue;
             };
+            let mut step = Step {
+                batch: &mut self.batch,
+                changed: &mut self.changed,
+                stats: &self.stats,
+                now,
+            };
             for (name, series) in rt.series.iter_mut().filter(|(_, s)| s.held_len() > 0) {
                 series.release_all(&rt.check, &mut out);
-                for t in out.drain(..) {
-                    let a = commit(
-                        &rt.check,
-                        &mut rt.counts,
-                        series,
-                        name,
-                        t,
-                        now,
-                        &mut self.batch,
-                    );
-                    self.changed.push((slot as Slot, a));
-                    self.stats.transitions.fetch_add(1, Relaxed);
-                }
+                step.commit(
+                    slot as Slot,
+                    &rt.check,
+                    &mut rt.counts,
+                    series,
+                    name,
+                    &mut out,
+                );
             }
         }
         self.transitions = out;
@@ -141,24 +137,16 @@ impl Engine {
             let Some(rt) = self.slots[slot as usize].as_mut() else {
                 continue;
             };
-            let names: Vec<Box<str>> = rt.series.keys().cloned().collect();
-            for name in names {
-                let series = rt.series.get_mut(&name).expect("key from the map");
+            for (name, series) in rt.series.iter_mut() {
                 series.tick(&rt.check, now, &self.event_time, &mut out);
                 if !out.is_empty() {
-                    for t in out.drain(..) {
-                        let a = commit(
-                            &rt.check,
-                            &mut rt.counts,
-                            series,
-                            &name,
-                            t,
-                            now,
-                            &mut self.batch,
-                        );
-                        self.changed.push((slot, a));
-                        self.stats.transitions.fetch_add(1, Relaxed);
-                    }
+                    let mut step = Step {
+                        batch: &mut self.batch,
+                        changed: &mut self.changed,
+                        stats: &self.stats,
+                        now,
+                    };
+                    step.commit(slot, &rt.check, &mut rt.counts, series, name, &mut out);
                 } else if series.reminder_due(&rt.check, now) {
                     let saved = series.clone();
                     self.batch
@@ -171,7 +159,7 @@ impl Engine {
                         value: saved.value(),
                         at_ms: now,
                     };
-                    let reminder = alert(&rt.check, &name, still, now);
+                    let reminder = alert(&rt.check, name, still, now);
                     queue_notifications(
                         &rt.check,
                         &[reminder],
@@ -187,27 +175,41 @@ impl Engine {
     }
 }
 
-/// Commits one series' change: the check's state counts, the series'
-/// state to save and the alert row go into the step's `batch`; the alert
-/// is returned for the step's notifications.
-fn commit(
-    check: &Check,
-    counts: &mut [usize; 5],
-    series: &mut SeriesState,
-    name: &str,
-    t: Transition,
+/// Where one step's committed changes go.
+struct Step<'a> {
+    batch: &'a mut Changes,
+    changed: &'a mut Vec<(Slot, Alert)>,
+    stats: &'a EngineStats,
     now: i64,
-    batch: &mut Changes,
-) -> Alert {
-    series.set_last_notified_ms(now);
-    counts[t.from as usize] -= 1;
-    counts[t.to as usize] += 1;
-    let alert = alert(check, name, t, now);
-    batch
-        .series
-        .push((check.id.clone(), name.to_string(), series.clone()));
-    batch.alerts.push(alert.clone());
-    alert
+}
+
+impl Step<'_> {
+    /// Commits the changes in `out` (draining it) of one series of the
+    /// check in `slot`: the check's state counts, the series' state to
+    /// save and the alert rows go into the step's batch, and the alerts
+    /// into `changed` for the step's notifications.
+    fn commit(
+        &mut self,
+        slot: Slot,
+        check: &Check,
+        counts: &mut [usize; 5],
+        series: &mut SeriesState,
+        name: &str,
+        out: &mut Vec<Transition>,
+    ) {
+        for t in out.drain(..) {
+            series.set_last_notified_ms(self.now);
+            counts[t.from as usize] -= 1;
+            counts[t.to as usize] += 1;
+            let alert = alert(check, name, t, self.now);
+            self.batch
+                .series
+                .push((check.id.clone(), name.to_string(), series.clone()));
+            self.batch.alerts.push(alert.clone());
+            self.changed.push((slot, alert));
+            self.stats.transitions.fetch_add(1, Relaxed);
+        }
+    }
 }
 
 /// The alert record of one series' change, with the check's thresholds
