@@ -405,25 +405,11 @@ async fn start_alerting(
 /// in the store for its next poll.
 const OUTBOX_INBOX_NOTIFICATIONS: usize = 1024;
 
-/// Gives the heap that loading freed back to the OS: glibc's malloc keeps
-/// freed memory in the process, so what parsing and validating a large
-/// file left behind stayed resident for the process's life (29 MiB after
-/// a restart with 100,000 checks).
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel; it
-    // takes the allocator's own locks and touches no live allocation.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Runs until SIGTERM or SIGINT; SIGHUP reloads `path`.
 pub async fn run(path: &Path) -> Result<ShutdownReport, StartError> {
     use tokio::signal::unix::{signal, SignalKind};
     let config = Config::load(path)?;
     let mut app = App::start(config).await?;
-    release_freed_memory();
     let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
@@ -433,7 +419,6 @@ pub async fn run(path: &Path) -> Result<ShutdownReport, StartError> {
                 if let Err(e) = app.reload(path).await {
                     tracing::error!(error = %e, "Reload refused; keeping the running config.");
                 }
-                release_freed_memory();
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
