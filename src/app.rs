@@ -81,7 +81,12 @@ pub struct App {
     /// store` is set.
     pub alerts: Option<Alerting>,
     admin_stats: Option<Arc<crate::api::server::AdminStats>>,
+    /// The running config without its checks, which are held once, in
+    /// `file_checks`, shared with the engine.
     config: Config,
+    /// The checks the config file defines, as last loaded: a reload
+    /// upserts those that differ and deletes those that are gone.
+    file_checks: Vec<Arc<crate::check::Check>>,
     listeners: CancellationToken,
     background: CancellationToken,
     tasks: TaskTracker,
@@ -137,7 +142,11 @@ fn bind_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error)
 
 impl App {
     /// Binds and starts everything `config` enables.
-    pub async fn start(config: Config) -> Result<App, StartError> {
+    pub async fn start(mut config: Config) -> Result<App, StartError> {
+        // Not `collect()`: that would reuse the checks' buffer, 49 times
+        // the size the pointers need.
+        let mut file_checks = Vec::with_capacity(config.checks.len());
+        file_checks.extend(std::mem::take(&mut config.checks).into_iter().map(Arc::new));
         let stats = Arc::new(Stats::default());
         let (listeners, background) = (CancellationToken::new(), CancellationToken::new());
         let tasks = TaskTracker::new();
@@ -147,7 +156,14 @@ impl App {
             None
         } else {
             let rt = AlertRuntime::new().map_err(StartError::AlertRuntime)?;
-            let alerting = start_alerting(&config, &background, &tasks, rt.handle()).await?;
+            let alerting = start_alerting(
+                &config,
+                file_checks.clone(),
+                &background,
+                &tasks,
+                rt.handle(),
+            )
+            .await?;
             let poller = crate::poll::Poller::new(config.graphite.clone(), alerting.engine.clone());
             poll_stats = Some(poller.stats.clone());
             tasks.spawn_on(poller.run(background.clone()), rt.handle());
@@ -171,6 +187,7 @@ impl App {
             admin_stats: None,
             connections: ctx.tasks.clone(),
             config: config.clone(),
+            file_checks,
             listeners: listeners.clone(),
             background: background.clone(),
             tasks: tasks.clone(),
@@ -239,7 +256,8 @@ impl App {
     /// Listener addresses and limits need a restart; a change to them is
     /// logged and otherwise ignored.
     pub async fn reload(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let new = Config::load(path)?;
+        let mut new = Config::load(path)?;
+        let checks = std::mem::take(&mut new.checks);
         let moved = new.plaintext_tcp != self.config.plaintext_tcp
             || new.plaintext_udp != self.config.plaintext_udp
             || new.pickle_tcp != self.config.pickle_tcp
@@ -248,66 +266,71 @@ impl App {
             tracing::warn!("Listener addresses changed; they take effect at the next restart.");
         }
         self.relay.reload(&new.router, &new.relay);
-        if let Some(alerts) = &self.alerts {
-            self.reload_checks(&alerts.engine, &new.checks).await;
-        }
+        let count = checks.len();
+        self.reload_checks(checks).await;
         tracing::info!(
             rules = new.router.rules.len(),
             destinations = new.router.destinations.len(),
-            checks = new.checks.len(),
+            checks = count,
             "Config reloaded."
         );
         self.config = new;
         Ok(())
     }
 
-    async fn reload_checks(
-        &self,
-        alerts: &crate::alert::AlertHandle,
-        checks: &[crate::check::Check],
-    ) {
-        let current = match alerts.checks().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "Reloading checks failed.");
-                return;
-            }
-        };
-        // By name and by id, so a reload of 100,000 checks compares each
-        // once instead of each with every other.
-        let new_names: std::collections::HashSet<&str> =
-            checks.iter().map(|c| c.name.as_str()).collect();
-        let old_by_name: std::collections::HashMap<&str, &crate::check::Check> = self
-            .config
-            .checks
+    /// Installs the file's `checks` in place of the last loaded ones, at
+    /// a cost in proportion to what changed: unchanged checks keep the
+    /// copy the engine already holds, and only changed ones are looked up
+    /// (for the state they keep) and upserted.
+    async fn reload_checks(&mut self, checks: Vec<crate::check::Check>) {
+        let mut old: std::collections::HashMap<&str, &Arc<crate::check::Check>> = self
+            .file_checks
             .iter()
-            .map(|c| (c.name.as_str(), c))
+            .map(|c| (c.id.as_str(), c))
             .collect();
-        let live_by_id: std::collections::HashMap<&str, &crate::check::Check> =
-            current.iter().map(|c| (c.id.as_str(), c)).collect();
-        for old in &self.config.checks {
-            if !new_names.contains(old.name.as_str()) {
-                if let Err(e) = alerts.delete(&old.id).await {
-                    tracing::error!(check = %old.name, error = %e, "Removing a check failed.");
+        let mut kept = Vec::with_capacity(checks.len());
+        let mut upserts = Vec::new();
+        for c in checks {
+            match old.remove(c.id.as_str()) {
+                Some(o) if o.same_definition(&c) => kept.push(o.clone()),
+                o => upserts.push((c, o.cloned())),
+            }
+        }
+        let removed: Vec<String> = old.into_keys().map(str::to_string).collect();
+        let Some(alerts) = &self.alerts else {
+            kept.extend(upserts.into_iter().map(|(c, _)| Arc::new(c)));
+            self.file_checks = kept;
+            return;
+        };
+        let engine = &alerts.engine;
+        for id in removed {
+            if let Err(e) = engine.delete(&id).await {
+                tracing::error!(check = %id, error = %e, "Removing a check failed.");
+            }
+        }
+        for (mut c, before) in upserts {
+            match engine.check(&c.id).await {
+                Ok(Some(live)) => {
+                    c.state = live.state;
+                    c.last_check = live.last_check;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(check = %c.name, error = %e, "Reloading checks failed.");
+                    kept.extend(before);
+                    continue;
+                }
+            }
+            match engine.upsert(c.clone()).await {
+                Ok(_) => kept.push(Arc::new(c)),
+                Err(e) => {
+                    tracing::error!(check = %c.name, error = %e, "Updating a check failed.");
+                    // The engine still runs the version before.
+                    kept.extend(before);
                 }
             }
         }
-        for c in checks {
-            if old_by_name
-                .get(c.name.as_str())
-                .is_some_and(|old| *old == c)
-            {
-                continue;
-            }
-            let mut c = c.clone();
-            if let Some(live) = live_by_id.get(c.id.as_str()) {
-                c.state = live.state;
-                c.last_check = live.last_check;
-            }
-            if let Err(e) = alerts.upsert(c.clone()).await {
-                tracing::error!(check = %c.name, error = %e, "Updating a check failed.");
-            }
-        }
+        self.file_checks = kept;
     }
 
     /// The admin port's connection counters, when it is enabled.
@@ -349,6 +372,7 @@ impl App {
 /// which delivers with the notifiers.
 async fn start_alerting(
     config: &Config,
+    checks: Vec<Arc<crate::check::Check>>,
     token: &CancellationToken,
     tasks: &TaskTracker,
     rt: &tokio::runtime::Handle,
@@ -370,7 +394,7 @@ async fn start_alerting(
     let (changes_tx, changes_rx) = mpsc::channel(config.alerting.store_queue_max_batches.max(1));
     let engine = crate::alert::start(
         store.clone(),
-        config.checks.clone(),
+        checks,
         config.alerting.clone(),
         tz,
         changes_tx,

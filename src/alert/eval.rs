@@ -360,10 +360,14 @@ fn aggregate(func: WindowFn, samples: &VecDeque<(i64, f64)>) -> Option<f64> {
     }
 }
 
+/// A check's series by state (indexed by [`AlertType`]); a check has at
+/// most `max_series_per_check` of them.
+pub type Counts = [u32; 5];
+
 /// The check-level state from per-state series counts (indexed by
 /// `AlertType as usize`): the worst state among series with data; with no
 /// such series, UNKNOWN, or OK when `allowNoData` is set.
-pub fn check_state(counts: &[usize; 5], allow_no_data: bool) -> AlertType {
+pub fn check_state(counts: &Counts, allow_no_data: bool) -> AlertType {
     const ORDER: [AlertType; 4] = [
         AlertType::Exception,
         AlertType::Error,
@@ -810,7 +814,7 @@ mod tests {
 
     #[test]
     fn check_state_is_the_worst_series_with_data() {
-        let mut counts = [0usize; 5];
+        let mut counts: Counts = [0; 5];
         assert_eq!(check_state(&counts, false), AlertType::Unknown);
         assert_eq!(check_state(&counts, true), AlertType::Ok);
         counts[AlertType::Unknown as usize] = 3;

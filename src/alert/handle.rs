@@ -127,6 +127,7 @@ pub(crate) enum Command {
     Upsert(Box<Check>, oneshot::Sender<Result<Check, CheckError>>),
     Delete(String, oneshot::Sender<Result<bool, CheckError>>),
     List(oneshot::Sender<Vec<Check>>),
+    Get(String, oneshot::Sender<Option<Check>>),
     Series(String, oneshot::Sender<Vec<(String, SeriesState)>>),
     Recent(String, oneshot::Sender<Recent>),
     Polled(String, Result<Vec<(String, Option<Sample>)>, PollFailure>),
@@ -176,6 +177,11 @@ impl AlertHandle {
     /// Every check with its current state.
     pub async fn checks(&self) -> Result<Vec<Check>, CheckError> {
         self.ask(Command::List).await
+    }
+
+    /// One check with its current state, without copying the others.
+    pub async fn check(&self, id: &str) -> Result<Option<Check>, CheckError> {
+        self.ask(|tx| Command::Get(id.to_string(), tx)).await
     }
 
     /// A check's series and their states.

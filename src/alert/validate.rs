@@ -40,5 +40,11 @@ pub fn validate(check: &Check) -> Result<(), CheckError> {
 pub fn config_check_id(name: &str) -> String {
     use md5::{Digest, Md5};
     let d = Md5::digest(name.as_bytes());
-    d[..12].iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(24);
+    for b in &d[..12] {
+        id.push(HEX[usize::from(b >> 4)] as char);
+        id.push(HEX[usize::from(b & 15)] as char);
+    }
+    id
 }

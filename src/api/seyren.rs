@@ -177,10 +177,8 @@ pub async fn create_check(
 pub(crate) async fn find_check(ctx: &ApiContext, id: &str) -> Result<Check, ApiError> {
     ctx.alerts()?
         .engine
-        .checks()
+        .check(id)
         .await?
-        .into_iter()
-        .find(|c| c.id == id)
         .ok_or_else(|| ApiError::not_found(format!("no check with id {id:?}")))
 }
 

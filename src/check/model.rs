@@ -95,18 +95,32 @@ impl Serialize for Threshold {
 impl<'de> Deserialize<'de> for Threshold {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // Jackson's BigDecimal reader takes a number or a numeric string.
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(f64),
-            Str(String),
+        // A visitor rather than an untagged enum, which buffers the value
+        // and builds an error for every string it first tries as a number.
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Threshold;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number or a numeric string")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Threshold, E> {
+                if v.is_finite() {
+                    Ok(Threshold::from_f64(v))
+                } else {
+                    Err(E::custom("threshold must be finite"))
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Threshold, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Threshold, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Threshold, E> {
+                Threshold::parse(s).ok_or_else(|| E::custom(format!("{s:?} is not a number")))
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Num(v) if v.is_finite() => Ok(Threshold::from_f64(v)),
-            Raw::Num(_) => Err(serde::de::Error::custom("threshold must be finite")),
-            Raw::Str(s) => Threshold::parse(&s)
-                .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a number"))),
-        }
+        d.deserialize_any(V)
     }
 }
 
@@ -160,20 +174,29 @@ impl Serialize for Span {
 
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Span;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("seconds, or a duration like \"90s\", \"5m\" or \"1h\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Span, E> {
+                Ok(Span(Duration::from_secs(n)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Span, E> {
+                u64::try_from(n)
+                    .map(|n| Span(Duration::from_secs(n)))
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<Span, E> {
+                Span::parse(t).ok_or_else(|| {
+                    E::custom(format!(
+                        "{t:?} is not a duration like \"90s\", \"5m\" or \"1h\""
+                    ))
+                })
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Secs(n) => Ok(Span(Duration::from_secs(n))),
-            Raw::Text(t) => Span::parse(&t).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "{t:?} is not a duration like \"90s\", \"5m\" or \"1h\""
-                ))
-            }),
-        }
+        d.deserialize_any(V)
     }
 }
 
@@ -274,13 +297,10 @@ pub struct Check {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_until: Option<i64>,
     /// Extension, reported by the engine and never read from a client:
-    /// why this check may have missed an alert.
-    #[serde(
-        default,
-        skip_deserializing,
-        skip_serializing_if = "Degraded::is_clear"
-    )]
-    pub degraded: Degraded,
+    /// why this check may have missed an alert. Boxed: it is rare, and
+    /// every check pays for its place.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<Box<Degraded>>,
 }
 
 /// What alerting on one check has had to leave out since start-up, so a
@@ -311,6 +331,53 @@ fn empty_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
 }
 
 impl Check {
+    /// Whether the two define the same check: equal but for what the
+    /// engine sets (state, last evaluation, degradation). Every field is
+    /// named, so a new one cannot be forgotten here.
+    pub fn same_definition(&self, other: &Check) -> bool {
+        let Check {
+            id,
+            name,
+            description,
+            target,
+            from,
+            until,
+            warn,
+            error,
+            enabled,
+            live,
+            allow_no_data,
+            state: _,
+            last_check: _,
+            subscriptions,
+            for_,
+            window,
+            no_data_after,
+            repeat_every,
+            interval,
+            muted_until,
+            degraded: _,
+        } = self;
+        *id == other.id
+            && *name == other.name
+            && *description == other.description
+            && *target == other.target
+            && *from == other.from
+            && *until == other.until
+            && *warn == other.warn
+            && *error == other.error
+            && *enabled == other.enabled
+            && *live == other.live
+            && *allow_no_data == other.allow_no_data
+            && *subscriptions == other.subscriptions
+            && *for_ == other.for_
+            && *window == other.window
+            && *no_data_after == other.no_data_after
+            && *repeat_every == other.repeat_every
+            && *interval == other.interval
+            && *muted_until == other.muted_until
+    }
+
     /// Whether high values are bad (`warn <= error`, Seyren's rule).
     pub fn high_is_worse(&self) -> bool {
         match (&self.warn, &self.error) {

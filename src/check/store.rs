@@ -26,14 +26,22 @@ pub enum StoreError {
 
 /// Persistent state. Methods block; async callers use `spawn_blocking`.
 pub trait Store: Send + Sync + 'static {
-    /// Every check.
-    fn load_checks(&self) -> Result<Vec<Check>, StoreError>;
+    /// Every check, in the store's order (insertion; an update keeps its
+    /// place), handed to `each` one at a time: 100,000 are never all held
+    /// as documents and as checks at once.
+    fn scan_checks(&self, each: &mut dyn FnMut(Check)) -> Result<(), StoreError>;
+    /// Every check, in the store's order.
+    fn load_checks(&self) -> Result<Vec<Check>, StoreError> {
+        let mut out = Vec::new();
+        self.scan_checks(&mut |c| out.push(c))?;
+        Ok(out)
+    }
     /// One check.
     fn get_check(&self, id: &str) -> Result<Option<Check>, StoreError>;
     /// Inserts or replaces a check (by id); names are unique.
     fn put_check(&self, check: &Check) -> Result<(), StoreError>;
     /// Inserts or replaces many checks in one transaction.
-    fn put_checks(&self, checks: &[Check]) -> Result<(), StoreError> {
+    fn put_checks(&self, checks: &[&Check]) -> Result<(), StoreError> {
         checks.iter().try_for_each(|c| self.put_check(c))
     }
     /// Deletes a check with its series, alerts and pending notifications.

@@ -16,6 +16,7 @@ mod env;
 mod locate;
 mod ranges;
 mod routes;
+mod split;
 
 pub use routes::{RawCluster, RawRoute};
 
@@ -94,6 +95,9 @@ pub struct RawConfig {
     /// `[[check]]`, each with `[[check.subscription]]`.
     #[serde(default)]
     pub check: Vec<Spanned<toml::Table>>,
+    /// The checks, read one table at a time (see `split`).
+    #[serde(skip)]
+    checks_read: Vec<checks::ReadCheck>,
 }
 
 /// A config every stage can start from: addresses parsed, the router
@@ -193,8 +197,60 @@ impl Config {
 }
 
 /// Reads each top-level section into its part of [`RawConfig`]; a section
-/// that does not deserialize keeps its defaults and adds an issue.
+/// that does not deserialize keeps its defaults and adds an issue. The
+/// `[[check]]` tables, when the text can be cut into them, are each parsed
+/// and read on their own, so the document tree never holds them all.
 fn read_sections(
+    text: &str,
+    file: &str,
+    issues: &mut Vec<ConfigIssue>,
+    broken: &mut Vec<String>,
+) -> RawConfig {
+    if let Some(pieces) = split::check_tables(text).filter(|p| !p.is_empty()) {
+        if let Some(read) = read_pieces(text, &pieces) {
+            let (mut found, mut failed) = (Vec::new(), Vec::new());
+            let rest = split::without(text, &pieces);
+            let mut raw = read_document(&rest, file, &mut found, &mut failed);
+            // Checks left in the rest (an inline array) would clash with
+            // the pieces: the whole document says how.
+            if raw.check.is_empty() {
+                raw.checks_read = read;
+                issues.extend(found);
+                broken.extend(failed);
+                return raw;
+            }
+        }
+    }
+    let mut raw = read_document(text, file, issues, broken);
+    raw.checks_read = std::mem::take(&mut raw.check)
+        .into_iter()
+        .map(|t| checks::ReadCheck::from_table(t, 0))
+        .collect();
+    raw
+}
+
+/// Each `[[check]]` piece parsed on its own; `None` if one does not parse
+/// (the whole document then says where and why).
+fn read_pieces(text: &str, pieces: &[std::ops::Range<usize>]) -> Option<Vec<checks::ReadCheck>> {
+    #[derive(Deserialize)]
+    struct Piece {
+        check: Vec<Spanned<toml::Table>>,
+    }
+    let mut out = Vec::with_capacity(pieces.len());
+    for p in pieces {
+        let piece: Piece = toml::from_str(&text[p.clone()]).ok()?;
+        out.extend(
+            piece
+                .check
+                .into_iter()
+                .map(|t| checks::ReadCheck::from_table(t, p.start)),
+        );
+    }
+    Some(out)
+}
+
+/// Parses `text` as one document and reads each top-level section.
+fn read_document(
     text: &str,
     file: &str,
     issues: &mut Vec<ConfigIssue>,
@@ -323,6 +379,15 @@ impl Validator<'_> {
     }
 
     /// An issue at a key found by its dotted path (no span for it).
+    fn issue_at_offset(&mut self, offset: usize, key: String, message: impl Into<String>) {
+        self.issues.push(ConfigIssue {
+            file: self.file.clone(),
+            line: line_of(self.text, offset),
+            key,
+            message: message.into(),
+        });
+    }
+
     fn issue_at(&mut self, path: &str, message: impl Into<String>) {
         self.issues.push(ConfigIssue {
             file: self.file.clone(),
@@ -366,14 +431,14 @@ impl Validator<'_> {
         }
     }
 
-    fn build(&mut self, raw: RawConfig, path: &Path) -> Config {
+    fn build(&mut self, mut raw: RawConfig, path: &Path) -> Config {
         let plaintext_tcp = self.addr(&raw.listen.plaintext_tcp, "listen.plaintext_tcp");
         let plaintext_udp = self.addr(&raw.listen.plaintext_udp, "listen.plaintext_udp");
         let pickle_tcp = self.addr(&raw.listen.pickle_tcp, "listen.pickle_tcp");
         let admin = self.addr(&raw.admin.listen, "admin.listen");
         let router = self.router(&raw.cluster, &raw.route);
         self.admin_rules(&raw.admin);
-        let checks = self.checks(&raw.check);
+        let checks = self.checks(std::mem::take(&mut raw.checks_read));
         if jiff::tz::TimeZone::get(&raw.notify.timezone).is_err() {
             self.issue_at(
                 "notify.timezone",
@@ -405,9 +470,6 @@ impl Validator<'_> {
         }
     }
 
-    /// `[[check]]` tables become checks. In the file, `enabled` and `live`
-    /// default to true, and so do a subscription's days and `enabled`, as
-    /// Seyren's UI defaults them.
     fn fail<T, U>(
         &mut self,
         at: &Spanned<T>,

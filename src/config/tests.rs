@@ -238,3 +238,43 @@ fn a_type_error_in_one_section_does_not_hide_another() {
         got[2]
     );
 }
+
+/// Checks read one table at a time give what the whole document gives:
+/// the same checks, and the same errors on the same lines. A multi-line
+/// string makes the reader parse the whole document, so it is the
+/// reference.
+#[test]
+fn checks_read_piece_by_piece_match_the_whole_document() {
+    let checks = "[[check]]\nname = \"a\"\ntarget = \"a.*\"\nwarn = 1\nerror = 2\n\
+                  [[check.subscription]]\ntype = \"HTTP\"\ntarget = \"http://hook\"\n\
+                  [[check]]\nname = \"b\"\ntarget = \"b.*\"\nwarn = 1\nerror = 2\n\
+                  [[check]]\nname = \"a\"\ntarget = \"a.b\"\nwarn = 1\nerror = 2\n\
+                  [[check]]\nname = \"c\"\ntarget = \"c\"\nwarn = \"x\"\nerror = 2\n\
+                  [[check]]\nname = \"d\"\ntarget = \"d\"\n";
+    let text = format!("{GOOD}\n{checks}\n[graphite]\nurl = \"http://g\"\n");
+    let whole = format!("{text}\n[notify]\nslack_username = \"\"\"x\"\"\"\n");
+    let (split, reference) = (issues(&text), issues(&whole));
+    assert_eq!(split.len(), 3, "{split:?}");
+    assert_eq!(split, reference);
+    assert!(
+        split[0].contains("check[2]: check \"a\" is defined twice"),
+        "{split:?}"
+    );
+
+    let ok = text.replace("warn = \"x\"", "warn = 3").replace(
+        "name = \"d\"\ntarget = \"d\"\n",
+        "name = \"d\"\ntarget = \"d\"\nwarn = 1\nerror = 2\n",
+    );
+    let ok = ok.replacen(
+        "name = \"a\"\ntarget = \"a.b\"",
+        "name = \"e\"\ntarget = \"a.b\"",
+        1,
+    );
+    let whole = format!("{ok}\n[notify]\nslack_username = \"\"\"x\"\"\"\n");
+    let (a, b) = (parse(&ok).unwrap(), parse(&whole).unwrap());
+    assert_eq!(a.checks, b.checks);
+    assert_eq!(a.checks.len(), 5);
+    assert_eq!(a.graphite.url, "http://g");
+    assert_eq!(a.checks[0].subscriptions[0].target, "http://hook");
+    assert!(!a.checks[0].subscriptions[0].id.is_empty());
+}

@@ -177,13 +177,15 @@ fn map_unique(e: rusqlite::Error, name: &str) -> StoreError {
 }
 
 impl Store for SqliteStore {
-    fn load_checks(&self) -> Result<Vec<Check>, StoreError> {
+    fn scan_checks(&self, each: &mut dyn FnMut(Check)) -> Result<(), StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT doc FROM checks ORDER BY rowid")?;
-        let docs = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let doc = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            each(serde_json::from_str(doc)?);
+        }
+        Ok(())
     }
 
     fn get_check(&self, id: &str) -> Result<Option<Check>, StoreError> {
@@ -208,7 +210,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn put_checks(&self, checks: &[Check]) -> Result<(), StoreError> {
+    fn put_checks(&self, checks: &[&Check]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {

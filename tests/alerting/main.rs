@@ -456,3 +456,75 @@ async fn reload_adds_changes_and_removes_checks_from_the_file() {
     app.shutdown().await;
     assert_eq!(hook.bodies().len(), 2, "nothing from the removed check");
 }
+
+/// A reload changes only what the file changed: a check whose thresholds
+/// changed keeps its state (no second notification for the same breach),
+/// one that did not change keeps its state and its subscription's id,
+/// and a check given over the API stays.
+#[tokio::test]
+async fn reload_keeps_the_state_of_changed_and_unchanged_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sink, hook) = (Sink::start().await, Hook::start().await);
+    let path = dir.path().join("c.toml");
+    let write = |checks: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n\
+                 [stats]\nenabled = false\n[alerting]\nstore = \"{}\"\ntick_ms = 50\n[notify]\npoll_interval_ms = 50\n\
+                 [[cluster]]\nname = \"out\"\ntype = \"forward\"\ndestinations = [\"{}\"]\n[[route]]\nmatch = \"*\"\nto = [\"out\"]\n{checks}",
+                dir.path().join("cw.db").display(),
+                sink.addr
+            ),
+        )
+        .unwrap();
+    };
+    let both = |changed: &str| {
+        format!(
+            "{}{}",
+            http_check("changed", "changed.*", &hook, "").replace("warn = 5", changed),
+            http_check("same", "same.*", &hook, "")
+        )
+    };
+    write(&both("warn = 5"));
+    let mut app = App::start(Config::load(&path).unwrap()).await.unwrap();
+    let handle = app.alerts.clone().unwrap();
+    let api = carbonwatch::check::Check {
+        name: "from the api".into(),
+        target: "api.*".into(),
+        warn: carbonwatch::check::model::Threshold::parse("5"),
+        error: carbonwatch::check::model::Threshold::parse("10"),
+        enabled: true,
+        live: true,
+        ..serde_json::from_str("{}").unwrap()
+    };
+    let api = handle.engine.upsert(api).await.unwrap();
+    send(&app, "changed.a 20 -1\nsame.a 20 -1\n").await;
+    assert_eq!(hook.wait(2).await.len(), 2);
+    let before = handle.engine.checks().await.unwrap();
+    let same_before = before.iter().find(|c| c.name == "same").unwrap().clone();
+    assert!(!same_before.subscriptions[0].id.is_empty());
+
+    write(&both("warn = 6"));
+    app.reload(&path).await.unwrap();
+    let after = handle.engine.checks().await.unwrap();
+    let find = |n: &str| after.iter().find(|c| c.name == n).unwrap().clone();
+    let changed = find("changed");
+    assert_eq!(changed.warn.as_ref().unwrap().text, "6");
+    assert_eq!(changed.state, carbonwatch::check::AlertType::Error);
+    assert_eq!(
+        find("same"),
+        same_before,
+        "an unchanged check is left as it was"
+    );
+    assert!(handle.engine.check(&api.id).await.unwrap().is_some());
+
+    send(&app, "changed.a 20 -1\nsame.a 20 -1\n").await;
+    send(&app, "api.a 1 -1\n").await;
+    app.shutdown().await;
+    assert_eq!(
+        hook.bodies().len(),
+        2,
+        "no second notification for the same breach"
+    );
+}

@@ -21,7 +21,6 @@ mod start;
 
 pub use start::start;
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,11 +30,11 @@ use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::eval::{check_state, EventTime, Transition};
+use crate::alert::eval::{check_state, Counts, EventTime, Transition};
 use crate::alert::handle::{Command, EngineStats};
 use crate::alert::{validate, AlertingConfig, CheckError};
 use crate::check::{
-    new_id, Alert, AlertType, Changes, Check, NotificationKind, SeriesState, Store,
+    new_id, Alert, AlertType, Changes, Check, Degraded, NotificationKind, SeriesState, Store,
 };
 use crate::relay::tap::{AlertTap, Points};
 use crate::route::index::{PatternIndex, Slot};
@@ -77,6 +76,9 @@ impl Default for Clock {
 /// One charted series' values.
 type History = std::collections::VecDeque<(i64, f64)>;
 
+/// The charted series of a check, by name.
+type Charted = Vec<(Box<str>, History)>;
+
 /// Series per check whose recent values are kept for the UI's chart.
 pub const CHART_SERIES: usize = 8;
 /// Values kept per charted series.
@@ -92,11 +94,13 @@ pub(crate) struct CheckRt {
     /// When the check was last evaluated (epoch ms).
     last_check: Option<i64>,
     series: FxHashMap<Box<str>, SeriesState>,
-    counts: [usize; 5],
+    counts: Counts,
     /// Why the last poll failed; the check is EXCEPTION while set.
-    exception: Option<String>,
+    exception: Option<Box<str>>,
     /// Recent values of the first few series, for the UI's chart.
-    recent: Vec<(Box<str>, History)>,
+    /// Boxed: most checks never chart a series, and each pays for the
+    /// place.
+    recent: Option<Box<Charted>>,
     /// A polled check's state from its last run: the worst over the
     /// series that had data in it (Seyren's rule), not over every series
     /// ever seen.
@@ -106,16 +110,16 @@ pub(crate) struct CheckRt {
 }
 
 impl CheckRt {
-    fn new(check: Check) -> Self {
+    fn new(check: Arc<Check>, committed: AlertType, last_check: Option<i64>) -> Self {
         CheckRt {
-            committed: check.state,
-            last_check: check.last_check,
-            check: Arc::new(check),
+            committed,
+            last_check,
+            check,
             series: FxHashMap::default(),
             counts: [0; 5],
             exception: None,
             poll_state: None,
-            recent: Vec::new(),
+            recent: None,
             series_refused: 0,
         }
     }
@@ -150,12 +154,24 @@ impl CheckRt {
     }
 }
 
+fn id_hash(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
+}
+
+fn is_id(slots: &[Option<CheckRt>], slot: Slot, id: &str) -> bool {
+    slots[slot as usize]
+        .as_ref()
+        .is_some_and(|rt| rt.check.id == id)
+}
+
 pub(crate) struct Engine {
     slots: Vec<Option<CheckRt>>,
     /// Empty entries of `slots`, reused before the vector grows; a scan
     /// for one made loading 100,000 checks quadratic.
     free_slots: Vec<Slot>,
-    by_id: HashMap<String, Slot>,
+    /// Slots by check id, the id read from the slot: a map keyed by a
+    /// copy of each id cost 70 bytes a check.
+    by_id: hashbrown::HashTable<Slot>,
     index: Arc<PatternIndex>,
     names: NameCache,
     tap: Arc<AlertTap>,
@@ -196,20 +212,27 @@ impl Engine {
     /// Every check as the API shows it: with its state and what alerting
     /// on it has had to leave out.
     fn list(&self) -> Vec<Check> {
-        let dropped = self.tap.points_dropped.load(Relaxed);
         self.slots
             .iter()
             .flatten()
-            .map(|rt| {
-                let mut c = rt.check_now();
-                c.degraded.series_refused = rt.series_refused;
-                if c.live && c.enabled && dropped > 0 {
-                    c.degraded.points_dropped = dropped;
-                    c.degraded.last_drop_ms = self.last_drop_ms;
-                }
-                c
-            })
+            .map(|rt| self.view(rt))
             .collect()
+    }
+
+    /// One check as the API shows it.
+    fn view(&self, rt: &CheckRt) -> Check {
+        let dropped = self.tap.points_dropped.load(Relaxed);
+        let mut c = rt.check_now();
+        let mut d = Degraded {
+            series_refused: rt.series_refused,
+            ..Degraded::default()
+        };
+        if c.live && c.enabled && dropped > 0 {
+            d.points_dropped = dropped;
+            d.last_drop_ms = self.last_drop_ms;
+        }
+        c.degraded = (!d.is_clear()).then(|| Box::new(d));
+        c
     }
 
     /// Notes when the data path last dropped points for the engine.
@@ -223,13 +246,40 @@ impl Engine {
 
     /// The running check with `id`.
     fn rt(&self, id: &str) -> Option<&CheckRt> {
+        self.slot_of(id)
+            .and_then(|s| self.slots[s as usize].as_ref())
+    }
+
+    /// The slot of the check with `id`.
+    fn slot_of(&self, id: &str) -> Option<Slot> {
+        let slots = &self.slots;
         self.by_id
-            .get(id)
-            .and_then(|&s| self.slots[s as usize].as_ref())
+            .find(id_hash(id), |&s| is_id(slots, s, id))
+            .copied()
+    }
+
+    /// Forgets the slot of the check with `id`, and returns it.
+    fn unfile(&mut self, id: &str) -> Option<Slot> {
+        let slots = &self.slots;
+        let entry = self.by_id.find_entry(id_hash(id), |&s| is_id(slots, s, id));
+        entry.ok().map(|e| e.remove().0)
     }
 
     fn insert(&mut self, check: Check) -> Slot {
-        if let Some(&slot) = self.by_id.get(&check.id) {
+        let (state, last_check) = (check.state, check.last_check);
+        self.insert_shared(Arc::new(check), state, last_check)
+    }
+
+    /// Installs `check` with its committed state and last evaluation
+    /// (kept beside it, so a copy shared with the config stays as the
+    /// file has it).
+    fn insert_shared(
+        &mut self,
+        check: Arc<Check>,
+        state: AlertType,
+        last_check: Option<i64>,
+    ) -> Slot {
+        if let Some(slot) = self.slot_of(&check.id) {
             let rt = self.slots[slot as usize]
                 .as_mut()
                 .expect("slot of a known id");
@@ -238,9 +288,9 @@ impl Engine {
                 self.stats.forget_refusals(&rt.check.name);
                 rt.series_refused = 0;
             }
-            rt.committed = check.state;
-            rt.last_check = check.last_check;
-            rt.check = Arc::new(check);
+            rt.committed = state;
+            rt.last_check = last_check;
+            rt.check = check;
             if target_changed {
                 self.stats.series.fetch_sub(rt.series.len() as u64, Relaxed);
                 for name in rt.series.keys() {
@@ -249,23 +299,27 @@ impl Engine {
                         .push((rt.check.id.clone(), name.to_string()));
                 }
                 rt.series.clear();
-                rt.recent.clear();
+                rt.recent = None;
                 rt.counts = [0; 5];
             }
             return slot;
         }
-        let id = check.id.clone();
         let slot = match self.free_slots.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Some(CheckRt::new(check));
+                self.slots[slot as usize] = Some(CheckRt::new(check, state, last_check));
                 slot
             }
             None => {
-                self.slots.push(Some(CheckRt::new(check)));
+                self.slots
+                    .push(Some(CheckRt::new(check, state, last_check)));
                 (self.slots.len() - 1) as Slot
             }
         };
-        self.by_id.insert(id, slot);
+        let slots = &self.slots;
+        let hash = id_hash(&slots[slot as usize].as_ref().expect("just filled").check.id);
+        self.by_id.insert_unique(hash, slot, |&s| {
+            id_hash(&slots[s as usize].as_ref().expect("filed slot").check.id)
+        });
         slot
     }
 
@@ -309,7 +363,21 @@ impl Engine {
         mut points: mpsc::Receiver<Points>,
         mut commands: mpsc::Receiver<Command>,
         token: CancellationToken,
+        unsaved: Vec<Arc<Check>>,
     ) {
+        // The file's new and changed checks are saved before anything
+        // else the engine does: a command or a change that follows them
+        // lands after them.
+        if !unsaved.is_empty() {
+            let store = self.store.clone();
+            let saved = tokio::task::spawn_blocking(move || {
+                store.put_checks(&unsaved.iter().map(|c| &**c).collect::<Vec<_>>())
+            })
+            .await;
+            if let Ok(Err(e)) = saved {
+                tracing::error!(error = %e, "Saving the config file's checks failed; they run, and are saved at the next start.");
+            }
+        }
         let mut tick = tokio::time::interval(Duration::from_millis(self.cfg.tick_ms.max(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -443,7 +511,7 @@ impl Engine {
                     .map_err(|_| CheckError::Stopped);
                 let result = match result {
                     Ok(Ok(found)) => {
-                        if let Some(slot) = self.by_id.remove(&id) {
+                        if let Some(slot) = self.unfile(&id) {
                             if let Some(rt) = self.slots[slot as usize].take() {
                                 self.stats.series.fetch_sub(rt.series.len() as u64, Relaxed);
                                 self.stats.forget_refusals(&rt.check.name);
@@ -459,6 +527,7 @@ impl Engine {
                 let _ = reply.send(result);
             }
             Command::List(reply) => _ = reply.send(self.list()),
+            Command::Get(id, reply) => _ = reply.send(self.rt(&id).map(|rt| self.view(rt))),
             Command::Polled(id, result) => self.apply_poll(&id, result),
             Command::Recent(id, reply) => {
                 let recent = self
@@ -466,6 +535,7 @@ impl Engine {
                     .map(|rt| {
                         rt.recent
                             .iter()
+                            .flat_map(|r| r.iter())
                             .map(|(n, p)| {
                                 // Charted in data time: late points go
                                 // where their timestamps put them.

@@ -71,12 +71,15 @@ impl Engine {
         };
         // The first few series seen are charted (their slot is kept on the
         // series, so the rest cost no search).
-        if series.chart.is_none() && rt.recent.len() < CHART_SERIES {
-            series.chart = Some(rt.recent.len() as u8);
-            rt.recent.push((name.into(), History::default()));
+        if series.chart.is_none() {
+            let recent = rt.recent.get_or_insert_with(Box::default);
+            if recent.len() < CHART_SERIES {
+                series.chart = Some(recent.len() as u8);
+                recent.push((name.into(), History::default()));
+            }
         }
-        if let Some(i) = series.chart {
-            let points = &mut rt.recent[i as usize].1;
+        if let (Some(i), Some(recent)) = (series.chart, rt.recent.as_mut()) {
+            let points = &mut recent[i as usize].1;
             if points.len() == CHART_POINTS {
                 points.pop_front();
             }
@@ -192,7 +195,7 @@ impl Step<'_> {
         &mut self,
         slot: Slot,
         check: &Check,
-        counts: &mut [usize; 5],
+        counts: &mut crate::alert::eval::Counts,
         series: &mut SeriesState,
         name: &str,
         out: &mut Vec<Transition>,

@@ -24,7 +24,7 @@ impl Engine {
         id: &str,
         result: Result<Vec<(String, Option<Sample>)>, PollFailure>,
     ) {
-        let Some(&slot) = self.by_id.get(id) else {
+        let Some(slot) = self.slot_of(id) else {
             return;
         };
         let now = self.clock.now_ms();
@@ -41,10 +41,10 @@ impl Engine {
             Err(PollFailure { message: why }) => {
                 if rt.exception.is_none() {
                     let from = rt.state();
-                    rt.exception = Some(why);
+                    rt.exception = Some(why.into());
                     self.check_level_change(slot, from, AlertType::Exception, now);
                 } else {
-                    rt.exception = Some(why);
+                    rt.exception = Some(why.into());
                 }
                 return;
             }
@@ -70,7 +70,7 @@ impl Engine {
     }
 
     pub(super) fn apply_seed(&mut self, id: &str, values: Vec<(String, Option<Sample>)>) {
-        let Some(&slot) = self.by_id.get(id) else {
+        let Some(slot) = self.slot_of(id) else {
             return;
         };
         let now = self.clock.now_ms();

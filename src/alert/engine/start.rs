@@ -1,7 +1,6 @@
 //! Start-up: the checks from the file merged with the stored ones, the
 //! saved series states restored, and the engine task spawned.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,17 +17,20 @@ use crate::check::{Changes, Check, Store, StoreError};
 use crate::relay::tap::AlertTap;
 use crate::route::index::PatternIndex;
 
+/// A check as loaded, with the state and last evaluation stored for it.
+type Loaded = (Arc<Check>, crate::check::AlertType, Option<i64>);
+
 /// Starts the engine on `rt`, tracked by `tasks`, with its two ports: the
 /// store it loads from and writes checks to, and `changes`, where each
 /// step's changes go (the caller commits them: see
 /// `store::writer`). `tz` is the zone subscription windows are
 /// read in. `config_checks` (with the ids the config gave
 /// them) are upserted first, so state saved by an earlier run is restored
-/// for them too.
+/// for them too; the engine keeps the caller's copy of each unchanged one.
 #[allow(clippy::too_many_arguments)]
 pub async fn start(
     store: Arc<dyn Store>,
-    config_checks: Vec<Check>,
+    config_checks: Vec<Arc<Check>>,
     cfg: AlertingConfig,
     tz: TimeZone,
     changes: mpsc::Sender<Changes>,
@@ -37,40 +39,55 @@ pub async fn start(
     rt: &tokio::runtime::Handle,
 ) -> Result<AlertHandle, CheckError> {
     let s = store.clone();
-    let (checks, series) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-        // The stored checks in the store's order (insertion; an update
-        // keeps its place), with the file's merged in: only those that
-        // changed are written, so a restart with the same file writes
-        // nothing, and nothing is read back.
-        let mut checks = s.load_checks()?;
-        let at: HashMap<String, usize> = checks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.clone(), i))
-            .collect();
-        let mut changed = Vec::new();
-        for mut c in config_checks {
-            if let Some(&i) = at.get(&c.id) {
-                let old = &checks[i];
-                c.state = old.state;
-                c.last_check = old.last_check;
-                if *old == c {
-                    continue;
+    let (checks, unsaved, series) =
+        tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            // The stored checks in the store's order (insertion; an update
+            // keeps its place), with the file's merged in: only those that
+            // changed are written (by the engine, first thing, so the ports
+            // need not wait for 100,000 inserts), so a restart with the same
+            // file writes nothing, and nothing is read back. A file check the store
+            // agrees with is held once, shared with the caller; a stored one
+            // is dropped as soon as it is compared.
+            let in_file: rustc_hash::FxHashMap<&str, usize> = config_checks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.id.as_str(), i))
+                .collect();
+            let mut seen = vec![false; config_checks.len()];
+            let mut checks: Vec<Loaded> = Vec::with_capacity(config_checks.len());
+            let mut changed: Vec<usize> = Vec::new();
+            s.scan_checks(&mut |stored| {
+                let (state, last) = (stored.state, stored.last_check);
+                match in_file.get(stored.id.as_str()) {
+                    Some(&i) if config_checks[i].same_definition(&stored) => {
+                        seen[i] = true;
+                        checks.push((config_checks[i].clone(), state, last));
+                    }
+                    Some(&i) => {
+                        seen[i] = true;
+                        let mut c = Check::clone(&config_checks[i]);
+                        c.state = state;
+                        c.last_check = last;
+                        changed.push(checks.len());
+                        checks.push((Arc::new(c), state, last));
+                    }
+                    None => checks.push((Arc::new(stored), state, last)),
                 }
+            })?;
+            let first_added = checks.len();
+            for (c, _) in config_checks.iter().zip(&seen).filter(|(_, &seen)| !seen) {
+                checks.push((c.clone(), c.state, c.last_check));
             }
-            changed.push(c);
-        }
-        s.put_checks(&changed)?;
-        for c in changed {
-            match at.get(&c.id) {
-                Some(&i) => checks[i] = c,
-                None => checks.push(c),
-            }
-        }
-        Ok((checks, s.load_series()?))
-    })
-    .await
-    .map_err(|_| CheckError::Stopped)??;
+            let unsaved: Vec<Arc<Check>> = changed
+                .iter()
+                .copied()
+                .chain(first_added..checks.len())
+                .map(|i| checks[i].0.clone())
+                .collect();
+            Ok((checks, unsaved, s.load_series()?))
+        })
+        .await
+        .map_err(|_| CheckError::Stopped)??;
 
     let (points_tx, points_rx) = mpsc::channel(cfg.queue_max_batches.max(1));
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
@@ -85,7 +102,7 @@ pub async fn start(
     let mut engine = Engine {
         slots: Vec::new(),
         free_slots: Vec::new(),
-        by_id: HashMap::new(),
+        by_id: hashbrown::HashTable::new(),
         index: Arc::new(PatternIndex::default()),
         names: NameCache::new(cfg.max_cached_names),
         tap: tap.clone(),
@@ -110,11 +127,15 @@ pub async fn start(
         checks_tx,
     };
     let now = clock.now_ms();
-    for c in checks {
-        engine.insert(c);
+    engine.slots.reserve_exact(checks.len());
+    engine
+        .by_id
+        .reserve(checks.len(), |_| unreachable!("empty"));
+    for (c, state, last_check) in checks {
+        engine.insert_shared(c, state, last_check);
     }
     for (check_id, name, state) in series {
-        if let Some(&slot) = engine.by_id.get(&check_id) {
+        if let Some(slot) = engine.slot_of(&check_id) {
             let rt = engine.slots[slot as usize]
                 .as_mut()
                 .expect("slot of a known id");
@@ -127,7 +148,7 @@ pub async fn start(
     }
     engine.rebuild_index();
 
-    tasks.spawn_on(engine.run(points_rx, cmd_rx, token), rt);
+    tasks.spawn_on(engine.run(points_rx, cmd_rx, token, unsaved), rt);
     Ok(AlertHandle {
         tap,
         stats,
