@@ -17,6 +17,7 @@
 mod names;
 mod observe;
 mod polled;
+mod series_map;
 mod start;
 
 pub use start::start;
@@ -26,20 +27,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
-use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::eval::{check_state, Counts, EventTime, Transition};
 use crate::alert::handle::{Command, EngineStats};
 use crate::alert::{validate, AlertingConfig, CheckError};
-use crate::check::{
-    new_id, Alert, AlertType, Changes, Check, Degraded, NotificationKind, SeriesState, Store,
-};
+use crate::check::{new_id, Alert, AlertType, Changes, Check, Degraded, NotificationKind, Store};
 use crate::relay::tap::{AlertTap, Points};
 use crate::route::index::{PatternIndex, Slot};
 use names::NameCache;
 use observe::queue_notifications;
+use series_map::SeriesMap;
 
 /// Milliseconds since the epoch from tokio's clock, so tests can pause and
 /// advance time and the engine sees it.
@@ -93,7 +92,7 @@ pub(crate) struct CheckRt {
     committed: AlertType,
     /// When the check was last evaluated (epoch ms).
     last_check: Option<i64>,
-    series: FxHashMap<Box<str>, SeriesState>,
+    series: SeriesMap,
     counts: Counts,
     /// Why the last poll failed; the check is EXCEPTION while set.
     exception: Option<Box<str>>,
@@ -115,7 +114,7 @@ impl CheckRt {
             committed,
             last_check,
             check,
-            series: FxHashMap::default(),
+            series: SeriesMap::default(),
             counts: [0; 5],
             exception: None,
             poll_state: None,
@@ -293,7 +292,7 @@ impl Engine {
             rt.check = check;
             if target_changed {
                 self.stats.series.fetch_sub(rt.series.len() as u64, Relaxed);
-                for name in rt.series.keys() {
+                for name in rt.series.names() {
                     self.batch
                         .forget_series
                         .push((rt.check.id.clone(), name.to_string()));

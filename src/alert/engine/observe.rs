@@ -66,7 +66,7 @@ impl Engine {
                 }
                 rt.counts[AlertType::Ok as usize] += 1;
                 self.stats.series.fetch_add(1, Relaxed);
-                rt.series.entry(name.into()).or_insert(SeriesState::new())
+                rt.series.insert(name, SeriesState::new())
             }
         };
         // The first few series seen are charted (their slot is kept on the

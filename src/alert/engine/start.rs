@@ -142,7 +142,7 @@ pub async fn start(
             // Silence is measured from the restart, not from before it.
             let state = state.restored(now);
             rt.counts[state.state as usize] += 1;
-            rt.series.insert(name.into(), state);
+            rt.series.insert(&name, state);
             stats.series.fetch_add(1, Relaxed);
         }
     }
