@@ -322,16 +322,46 @@ impl Engine {
         slot
     }
 
+    /// Whether the check in `slot` needs the clock's tick.
+    fn ticks(&self, slot: Slot) -> bool {
+        self.slots[slot as usize]
+            .as_ref()
+            .is_some_and(|rt| rt.check.enabled && rt.needs_tick(&self.event_time))
+    }
+
+    /// The live pattern of the check in `slot`, if it has one.
+    fn live_target(&self, slot: Slot) -> Option<&str> {
+        self.slots[slot as usize]
+            .as_ref()
+            .filter(|rt| rt.check.enabled && rt.check.live)
+            .map(|rt| rt.check.target.as_str())
+    }
+
+    /// Takes in a change to the check in `slot` (added, changed, removed)
+    /// at a cost in proportion to the change: the index is updated, not
+    /// rebuilt, until the changes held beside its base call for a
+    /// rebuild.
+    fn reindex(&mut self, slot: Slot) {
+        if self.index.wants_rebuild() {
+            return self.rebuild_index();
+        }
+        self.ticking.retain(|&s| s != slot);
+        if self.ticks(slot) {
+            self.ticking.push(slot);
+        }
+        let generation = self.index.generation() + 1;
+        let (index, errors) = self
+            .index
+            .update([(slot, self.live_target(slot))], generation);
+        for (slot, e) in errors {
+            tracing::warn!(slot, error = %e, "A live check's target is not a valid glob; it is skipped.");
+        }
+        self.install(index);
+    }
+
     fn rebuild_index(&mut self) {
-        self.ticking = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                s.as_ref()
-                    .is_some_and(|rt| rt.check.enabled && rt.needs_tick(&self.event_time))
-            })
-            .map(|(i, _)| i as Slot)
+        self.ticking = (0..self.slots.len() as Slot)
+            .filter(|&s| self.ticks(s))
             .collect();
         let generation = self.index.generation() + 1;
         let live = self.slots.iter().enumerate().filter_map(|(i, s)| {
@@ -343,6 +373,12 @@ impl Engine {
         for (slot, e) in errors {
             tracing::warn!(slot, error = %e, "A live check's target is not a valid glob; it is skipped.");
         }
+        self.install(index);
+    }
+
+    /// Makes `index` the one the tap and the engine match with, and
+    /// publishes the checks for the poller.
+    fn install(&mut self, index: PatternIndex) {
         self.index = Arc::new(index);
         self.names.clear();
         self.tap.publish(self.index.clone());
@@ -495,8 +531,8 @@ impl Engine {
                     tokio::task::spawn_blocking(move || store.put_check(&c))
                         .await
                         .map_err(|_| CheckError::Stopped)??;
-                    self.insert(check.clone());
-                    self.rebuild_index();
+                    let slot = self.insert(check.clone());
+                    self.reindex(slot);
                     Ok(check)
                 }
                 .await;
@@ -516,7 +552,7 @@ impl Engine {
                                 self.stats.forget_refusals(&rt.check.name);
                             }
                             self.free_slots.push(slot);
-                            self.rebuild_index();
+                            self.reindex(slot);
                         }
                         Ok(found)
                     }

@@ -1,20 +1,4 @@
-//! Which live checks match a metric name, at a cost that does not grow with
-//! the number of checks.
-//!
-//! Patterns are split on `.` into a tree, as graphite-web matches them node
-//! by node (no wildcard crosses a dot). The tree is flat: nodes are
-//! numbered, every literal edge sits in one table keyed by (parent, label),
-//! a bare `*` child is kept apart, and only nodes with other wildcards run
-//! a compiled matcher. A name walks the tree level by level
-//! with the set of live nodes; the terminals reached at its last level are
-//! the matching checks. The few patterns whose groups span dots (`{a.b,c}`)
-//! or that use `**` are matched one by one.
-//!
-//! `seriesByTag(...)` targets go to a [`TagIndex`], which files each query
-//! under a tag its series must carry.
-//!
-//! Names repeat every interval, so callers cache the answer per name and
-//! invalidate by [`PatternIndex::generation`].
+//! The pattern tree: one build of a set of patterns.
 
 use std::sync::Arc;
 
@@ -25,10 +9,9 @@ use crate::route::glob::{check_limits, GlobError, NodeGlob};
 use crate::route::tags::{is_tag_query, TagIndex, TagQuery};
 use crate::route::Glob;
 
-/// A check's slot in the engine, the payload of a pattern.
-pub type Slot = u32;
+use super::Slot;
 
-/// A node's place in [`PatternIndex::nodes`]; the root is 0.
+/// A node's place in [`Tree::nodes`]; the root is 0.
 type NodeId = u32;
 const NO_NODE: NodeId = NodeId::MAX;
 
@@ -62,10 +45,9 @@ fn edge_hash(parent: NodeId, label: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(label, u64::from(parent))
 }
 
-/// An immutable index of glob patterns; rebuilt and swapped when checks
-/// change.
+/// An immutable tree of glob patterns, built at once.
 #[derive(Debug)]
-pub struct PatternIndex {
+pub(super) struct Tree {
     /// One past the last node is a sentinel that closes the last ranges.
     nodes: Vec<Node>,
     edges: HashTable<Edge>,
@@ -74,13 +56,11 @@ pub struct PatternIndex {
     terminals: Vec<Slot>,
     complex: Vec<(Glob, Slot)>,
     tagged: TagIndex<Slot>,
-    len: usize,
-    generation: u64,
 }
 
-impl Default for PatternIndex {
+impl Default for Tree {
     fn default() -> Self {
-        Builder::default().freeze(0, 0)
+        Builder::default().freeze()
     }
 }
 
@@ -206,7 +186,7 @@ impl Builder {
         Ok(())
     }
 
-    fn freeze(mut self, len: usize, generation: u64) -> PatternIndex {
+    fn freeze(mut self) -> Tree {
         // Stable sorts keep each node's terminals in insertion order, so
         // identical patterns report their checks in slot order.
         self.globs.sort_by_key(|g| g.0);
@@ -239,7 +219,7 @@ impl Builder {
         self.labels.shrink_to_fit();
         let mut complex = self.complex;
         complex.shrink_to_fit();
-        PatternIndex {
+        Tree {
             nodes,
             edges: self.edges,
             labels: self.labels,
@@ -248,8 +228,6 @@ impl Builder {
             terminals: exact(self.terminals.into_iter().map(|(_, s)| s)),
             complex,
             tagged: self.tagged,
-            len,
-            generation,
         }
     }
 }
@@ -260,26 +238,23 @@ fn exact<T>(items: impl ExactSizeIterator<Item = T>) -> Vec<T> {
     out
 }
 
-impl PatternIndex {
+impl Tree {
     /// Builds an index of `(slot, pattern)` pairs. Patterns that are not
     /// valid globs are returned with their error.
     pub fn build<'a>(
         patterns: impl IntoIterator<Item = (Slot, &'a str)>,
-        generation: u64,
-    ) -> (PatternIndex, Vec<(Slot, GlobError)>) {
+    ) -> (Tree, Vec<(Slot, GlobError)>) {
         let mut builder = Builder::default();
         let mut errors = Vec::new();
-        let mut len = 0;
         for (slot, pattern) in patterns {
-            match builder.insert(slot, pattern) {
-                Ok(()) => len += 1,
-                Err(e) => errors.push((slot, e)),
+            if let Err(e) = builder.insert(slot, pattern) {
+                errors.push((slot, e));
             }
         }
-        (builder.freeze(len, generation), errors)
+        (builder.freeze(), errors)
     }
 
-    /// Whether `pattern` would be taken by [`PatternIndex::build`], and is
+    /// Whether `pattern` would be taken by [`Tree::build`], and is
     /// within the whole-pattern glob limits: it is inserted into an index
     /// of its own, so the rule is the index's by construction. Validating
     /// a check this way rather than compiling a regex for every live glob
@@ -353,25 +328,11 @@ impl PatternIndex {
     }
 
     /// Whether `name` matches any pattern.
+    #[cfg(test)]
     pub fn is_match(&self, name: &str) -> bool {
         let mut out = Vec::new();
         self.matches(name, &mut out);
         !out.is_empty()
-    }
-
-    /// How many patterns it holds.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether it holds no pattern.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Changes whenever the set of patterns changes.
-    pub fn generation(&self) -> u64 {
-        self.generation
     }
 }
 
@@ -395,25 +356,21 @@ mod tests {
             "x.{a,b}{c,d}{e,f}{g,h}{i,j}{k,l}{m,n}{o,p}{q,r}",
         ];
         for p in patterns {
-            let built = PatternIndex::build([(0, p)], 1).1.is_empty();
-            assert_eq!(PatternIndex::check(p).is_ok(), built, "{p}");
+            let built = Tree::build([(0, p)]).1.is_empty();
+            assert_eq!(Tree::check(p).is_ok(), built, "{p}");
         }
-        assert!(
-            PatternIndex::check("a.b{1,2.c").is_err(),
-            "an unclosed brace"
-        );
+        assert!(Tree::check("a.b{1,2.c").is_err(), "an unclosed brace");
         let long = format!("a.{}", "b".repeat(crate::route::glob::MAX_GLOB_BYTES));
-        assert!(PatternIndex::check(&long).is_err(), "longer than the limit");
+        assert!(Tree::check(&long).is_err(), "longer than the limit");
     }
 
-    fn index(patterns: &[&str]) -> PatternIndex {
-        let (idx, errors) =
-            PatternIndex::build(patterns.iter().enumerate().map(|(i, p)| (i as Slot, *p)), 1);
+    fn index(patterns: &[&str]) -> Tree {
+        let (idx, errors) = Tree::build(patterns.iter().enumerate().map(|(i, p)| (i as Slot, *p)));
         assert!(errors.is_empty(), "{errors:?}");
         idx
     }
 
-    fn hits(idx: &PatternIndex, name: &str) -> Vec<Slot> {
+    fn hits(idx: &Tree, name: &str) -> Vec<Slot> {
         let mut out = Vec::new();
         idx.matches(name, &mut out);
         out.sort_unstable();
@@ -465,7 +422,6 @@ mod tests {
     fn identical_patterns_keep_every_check() {
         let idx = index(&["a.*", "a.*", "a.b"]);
         assert_eq!(hits(&idx, "a.b"), vec![0, 1, 2]);
-        assert_eq!(idx.len(), 3);
     }
 
     #[test]
@@ -478,13 +434,13 @@ mod tests {
         assert_eq!(hits(&idx, "disk.used;dc=ams;host=db1"), [0, 1]);
         assert_eq!(hits(&idx, "cpu;host=web2"), [2]);
         assert_eq!(hits(&idx, "disk.used"), [0]);
-        assert!(PatternIndex::check("seriesByTag('a=~x{2}')").is_ok());
-        assert!(PatternIndex::check("seriesByTag('a!=x')").is_err());
+        assert!(Tree::check("seriesByTag('a=~x{2}')").is_ok());
+        assert!(Tree::check("seriesByTag('a!=x')").is_err());
     }
 
     #[test]
     fn a_bad_pattern_is_reported_not_fatal() {
-        let (idx, errors) = PatternIndex::build([(0, "a.{b"), (1, "a.b")], 1);
+        let (idx, errors) = Tree::build([(0, "a.{b"), (1, "a.b")]);
         assert_eq!(errors.len(), 1);
         assert!(idx.is_match("a.b"));
     }
