@@ -94,27 +94,27 @@ impl PatternIndex {
         changed: impl IntoIterator<Item = (Slot, Option<&'a str>)>,
         generation: u64,
     ) -> (PatternIndex, Vec<(Slot, GlobError)>) {
+        // The last word on each slot; sorted, so the small tree is built
+        // the same way whatever order the changes came in.
+        let changes: std::collections::BTreeMap<Slot, Option<&str>> = changed.into_iter().collect();
         let mut gone = self.gone.clone();
         let mut base_gone = self.base_gone;
-        let mut set: Vec<(Slot, Box<str>)> = Vec::new();
-        let mut touched = FxHashSet::default();
-        for (slot, pattern) in changed {
-            touched.insert(slot);
+        for &slot in changes.keys() {
             if gone.insert(slot) && self.base_slots.binary_search(&slot).is_ok() {
                 base_gone += 1;
-            }
-            set.retain(|(s, _)| *s != slot);
-            if let Some(p) = pattern {
-                set.push((slot, p.into()));
             }
         }
         let mut recent_patterns: Vec<(Slot, Box<str>)> = self
             .recent_patterns
             .iter()
-            .filter(|(s, _)| !touched.contains(s))
+            .filter(|(s, _)| !changes.contains_key(s))
             .cloned()
             .collect();
-        recent_patterns.extend(set);
+        recent_patterns.extend(
+            changes
+                .iter()
+                .filter_map(|(&s, p)| p.map(|p| (s, Box::from(p)))),
+        );
         let (recent, errors) = Tree::build(recent_patterns.iter().map(|(s, p)| (*s, &**p)));
         recent_patterns.retain(|(s, _)| !errors.iter().any(|(e, _)| e == s));
         let index = PatternIndex {
