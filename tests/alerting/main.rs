@@ -406,24 +406,28 @@ async fn alerts_reach_a_real_alertmanager_and_resolve() {
     app.shutdown().await;
 }
 
+/// Writes a config to `path` that forwards everything to `sink`, keeps its
+/// store in `dir`, and defines `checks`: the file the reload tests edit.
+fn write_reloadable(path: &std::path::Path, dir: &std::path::Path, sink: &Sink, checks: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n\
+             [stats]\nenabled = false\n[alerting]\nstore = \"{}\"\ntick_ms = 50\n[notify]\npoll_interval_ms = 50\n\
+             [[cluster]]\nname = \"out\"\ntype = \"forward\"\ndestinations = [\"{}\"]\n[[route]]\nmatch = \"*\"\nto = [\"out\"]\n{checks}",
+            dir.join("cw.db").display(),
+            sink.addr
+        ),
+    )
+    .unwrap();
+}
+
 #[tokio::test]
 async fn reload_adds_changes_and_removes_checks_from_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let (sink, hook) = (Sink::start().await, Hook::start().await);
     let path = dir.path().join("c.toml");
-    let write = |checks: &str| {
-        std::fs::write(
-            &path,
-            format!(
-                "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n\
-                 [stats]\nenabled = false\n[alerting]\nstore = \"{}\"\ntick_ms = 50\n[notify]\npoll_interval_ms = 50\n\
-                 [[cluster]]\nname = \"out\"\ntype = \"forward\"\ndestinations = [\"{}\"]\n[[route]]\nmatch = \"*\"\nto = [\"out\"]\n{checks}",
-                dir.path().join("cw.db").display(),
-                sink.addr
-            ),
-        )
-        .unwrap();
-    };
+    let write = |checks: &str| write_reloadable(&path, dir.path(), &sink, checks);
     write(&http_check("old", "old.*", &hook, ""));
     let mut app = App::start(Config::load(&path).unwrap()).await.unwrap();
     send(&app, "old.a 20 -1\n").await;
@@ -466,19 +470,7 @@ async fn reload_keeps_the_state_of_changed_and_unchanged_checks() {
     let dir = tempfile::tempdir().unwrap();
     let (sink, hook) = (Sink::start().await, Hook::start().await);
     let path = dir.path().join("c.toml");
-    let write = |checks: &str| {
-        std::fs::write(
-            &path,
-            format!(
-                "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n\
-                 [stats]\nenabled = false\n[alerting]\nstore = \"{}\"\ntick_ms = 50\n[notify]\npoll_interval_ms = 50\n\
-                 [[cluster]]\nname = \"out\"\ntype = \"forward\"\ndestinations = [\"{}\"]\n[[route]]\nmatch = \"*\"\nto = [\"out\"]\n{checks}",
-                dir.path().join("cw.db").display(),
-                sink.addr
-            ),
-        )
-        .unwrap();
-    };
+    let write = |checks: &str| write_reloadable(&path, dir.path(), &sink, checks);
     let both = |changed: &str| {
         format!(
             "{}{}",
