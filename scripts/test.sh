@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the formatting and lint checks and the whole test suite, including the tests that need real programs
 # (Debian's graphite-carbon, carbon-c-relay, python3-whisper, python3-aiosmtpd,
-# prometheus-alertmanager, graphite-web, chromium). Installs
+# prometheus-alertmanager, graphite-web, chromium, snmptrapd). Installs
 # those packages first when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,7 @@ command -v carbon-c-relay >/dev/null || need+=(carbon-c-relay)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 /usr/bin/python3 -c 'import graphite.finders' 2>/dev/null || need+=(graphite-web)
 command -v chromium >/dev/null || need+=(chromium)
+command -v snmptrapd >/dev/null || [ -x /usr/sbin/snmptrapd ] || need+=(snmptrapd)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

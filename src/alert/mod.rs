@@ -21,4 +21,4 @@ mod validate;
 pub use config::AlertingConfig;
 pub use engine::{start, Clock};
 pub use handle::{AlertHandle, CheckError, EngineStats, PollFailure, Recent};
-pub use validate::{config_check_id, validate};
+pub use validate::{config_check_id, problem, validate};

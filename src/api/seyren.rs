@@ -201,22 +201,67 @@ pub async fn get_check(
     Ok(Json(find_check(&ctx, &id).await?))
 }
 
-/// `PUT /checks/{id}`: replaces the check's fields, keeping its
-/// subscriptions (Seyren's `$set`), and its state when the body has none.
+/// The fields Seyren's `PUT /checks/{id}` sets (its `$set`), each to what
+/// the body says or, when the body leaves it out, to null or false.
+const SEYREN_SET: [(&str, Value); 10] = [
+    ("name", Value::Null),
+    ("description", Value::Null),
+    ("target", Value::Null),
+    ("from", Value::Null),
+    ("until", Value::Null),
+    ("warn", Value::Null),
+    ("error", Value::Null),
+    ("enabled", Value::Bool(false)),
+    ("live", Value::Bool(false)),
+    ("allowNoData", Value::Bool(false)),
+];
+
+/// Extension fields, which Seyren's clients do not know: a PUT changes
+/// them only when it names them.
+const EXTENSIONS: [&str; 6] = [
+    "for",
+    "window",
+    "noDataAfter",
+    "repeatEvery",
+    "interval",
+    "mutedUntil",
+];
+
+/// `PUT /checks/{id}`: Seyren's `$set` of the scalar fields; the
+/// subscriptions are never touched, extensions only when named, and
+/// `state` and `lastCheck` stay as they are when the body has none (where
+/// Seyren fails with a 500). The path id selects the check.
 pub async fn update_check(
     State(ctx): State<ApiContext>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Check>, ApiError> {
     let old = find_check(&ctx, &id).await?;
-    let doc: Value = parse_json(&body)?;
-    let mut check: Check = serde_json::from_value(doc.clone())
+    let Value::Object(doc) = parse_json::<Value>(&body)? else {
+        return Err(ApiError::bad("a check must be a JSON object"));
+    };
+    let mut merged = match serde_json::to_value(&old) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err(ApiError::internal("the stored check does not serialize")),
+    };
+    for (key, absent) in SEYREN_SET {
+        let v = doc.get(key).cloned().unwrap_or(absent);
+        merged.insert(key.into(), v);
+    }
+    for key in ["state", "lastCheck"] {
+        if let Some(v) = doc.get(key).filter(|v| !v.is_null()) {
+            merged.insert(key.into(), v.clone());
+        }
+    }
+    for key in EXTENSIONS {
+        if let Some(v) = doc.get(key) {
+            merged.insert(key.into(), v.clone());
+        }
+    }
+    let mut check: Check = serde_json::from_value(Value::Object(merged))
         .map_err(|e| ApiError::bad(format!("invalid check: {e}")))?;
     check.id = id;
     check.subscriptions = old.subscriptions;
-    if doc.get("state").map_or(true, Value::is_null) {
-        check.state = old.state;
-    }
     Ok(Json(ctx.alerts()?.engine.upsert(check).await?))
 }
 
@@ -348,7 +393,7 @@ pub async fn delete_subscription(
 pub async fn test_subscription(
     State(ctx): State<ApiContext>,
     Path((id, sid)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let mut check = find_check(&ctx, &id).await?;
     let sub = check.subscriptions[subscription_index(&check, &sid)?].clone();
     check.state = AlertType::Error;
@@ -384,17 +429,28 @@ pub async fn test_subscription(
         }
         None => &alerts.notifiers,
     };
-    let failed = |message: String| ApiError {
-        status: StatusCode::BAD_GATEWAY,
-        message: format!("Notifying failed '{message}'"),
+    if n.subscription.kind.is_none() {
+        // No notifier handles a subscription without a type: Seyren
+        // sends nothing and answers 204.
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    // Seyren's answer, word for word: 500, text/plain.
+    let failed = |message: String| -> Result<Response, ApiError> {
+        Ok((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            axum::Extension(crate::api::guard::SeyrenText),
+            format!("Notifying failed '{message}'"),
+        )
+            .into_response())
     };
     match tokio::time::timeout(alerts.test_timeout, notifiers.send(&n)).await {
-        Ok(Ok(())) => Ok(StatusCode::NO_CONTENT),
-        Ok(Err(e)) => Err(failed(e.for_client())),
-        Err(_) => Err(failed(format!(
+        Ok(Ok(())) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(Err(e)) => failed(e.for_client()),
+        Err(_) => failed(format!(
             "no answer within {} s",
             alerts.test_timeout.as_secs()
-        ))),
+        )),
     }
 }
 

@@ -236,15 +236,24 @@ pub struct Check {
     /// Server-assigned id (24 hex digits, like a Mongo ObjectId).
     #[serde(default)]
     pub id: String,
-    /// Display name.
-    #[serde(default)]
+    /// Display name; null in JSON when empty (Seyren stores any subset of
+    /// a check's fields).
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        serialize_with = "empty_as_null"
+    )]
     pub name: String,
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,
     /// For live checks a Graphite glob; for polled checks any render-API
-    /// target expression.
-    #[serde(default)]
+    /// target expression. A check without one is stored, not evaluated.
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        serialize_with = "empty_as_null"
+    )]
     pub target: String,
     /// Render API `from` for polled checks (null: `-11minutes`).
     #[serde(default, deserialize_with = "empty_as_none")]
@@ -301,6 +310,11 @@ pub struct Check {
     /// every check pays for its place.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub degraded: Option<Box<Degraded>>,
+    /// Extension, set by the engine and never read from a client: why the
+    /// check is not evaluated (no target, a target that is not a glob,
+    /// thresholds missing), as Seyren would store it without complaint.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Box<str>>,
 }
 
 /// What alerting on one check has had to leave out since start-up, so a
@@ -330,6 +344,18 @@ fn empty_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
     Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
 }
 
+fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+fn empty_as_null<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        s.serialize_str(v)
+    }
+}
+
 impl Check {
     /// Whether the two define the same check: equal but for what the
     /// engine sets (state, last evaluation, degradation). Every field is
@@ -357,6 +383,7 @@ impl Check {
             interval,
             muted_until,
             degraded: _,
+            problem: _,
         } = self;
         *id == other.id
             && *name == other.name
@@ -378,6 +405,11 @@ impl Check {
             && *muted_until == other.muted_until
     }
 
+    /// Whether the engine evaluates it: enabled, and without a problem.
+    pub fn evaluated(&self) -> bool {
+        self.enabled && self.problem.is_none()
+    }
+
     /// Whether high values are bad (`warn <= error`, Seyren's rule).
     pub fn high_is_worse(&self) -> bool {
         match (&self.warn, &self.error) {
@@ -387,31 +419,101 @@ impl Check {
     }
 }
 
-/// The delivery channels.
+/// The delivery channels: Seyren's fifteen, Alertmanager, and the chat
+/// tools Seyren never had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum SubscriptionType {
     /// SMTP mail to `target`.
     Email,
+    /// PagerDuty; `target` is the service (integration) key.
+    Pagerduty,
+    /// HipChat's v2 room notification API; `target` lists room ids.
+    Hipchat,
+    /// Hubot's `/seyren/alert` script; `target` lists rooms.
+    Hubot,
+    /// Flowdock's chat API; `target` is a flow token.
+    Flowdock,
     /// Seyren's JSON payload POSTed to `target`.
     Http,
-    /// A Slack incoming webhook.
+    /// irccat's TCP line protocol; `target` lists channels.
+    Irccat,
+    /// Pushover's messages API; `target` is a user key.
+    Pushover,
+    /// One log line at info level.
+    Logger,
+    /// An SNMPv2c trap.
+    Snmp,
+    /// Slack: an incoming webhook, or `chat.postMessage` with a token.
     Slack,
-    /// PagerDuty Events API v2; `target` is the routing key.
-    Pagerduty,
+    /// Twilio's SMS API; `target` is a phone number.
+    Twilio,
+    /// VictorOps' REST endpoint; `target` is a routing key.
+    Victorops,
+    /// OpsGenie's alert API; `target` is an API key.
+    Opsgenie,
+    /// BigPanda's alerts API; `target` is an app key.
+    Bigpanda,
     /// Prometheus Alertmanager's v2 alerts API.
     Alertmanager,
+    /// Telegram's Bot API `sendMessage`; `target` is a chat id.
+    Telegram,
+    /// A Microsoft Teams incoming webhook (MessageCard).
+    Msteams,
+    /// A Discord webhook.
+    Discord,
+    /// A Mattermost incoming webhook.
+    Mattermost,
 }
 
 impl SubscriptionType {
+    /// Every type, in Seyren's order then the extensions.
+    pub const ALL: [SubscriptionType; 20] = [
+        SubscriptionType::Email,
+        SubscriptionType::Pagerduty,
+        SubscriptionType::Hipchat,
+        SubscriptionType::Hubot,
+        SubscriptionType::Flowdock,
+        SubscriptionType::Http,
+        SubscriptionType::Irccat,
+        SubscriptionType::Pushover,
+        SubscriptionType::Logger,
+        SubscriptionType::Snmp,
+        SubscriptionType::Slack,
+        SubscriptionType::Twilio,
+        SubscriptionType::Victorops,
+        SubscriptionType::Opsgenie,
+        SubscriptionType::Bigpanda,
+        SubscriptionType::Alertmanager,
+        SubscriptionType::Telegram,
+        SubscriptionType::Msteams,
+        SubscriptionType::Discord,
+        SubscriptionType::Mattermost,
+    ];
+
     /// The upper-case name.
     pub fn as_str(self) -> &'static str {
         match self {
             SubscriptionType::Email => "EMAIL",
-            SubscriptionType::Http => "HTTP",
-            SubscriptionType::Slack => "SLACK",
             SubscriptionType::Pagerduty => "PAGERDUTY",
+            SubscriptionType::Hipchat => "HIPCHAT",
+            SubscriptionType::Hubot => "HUBOT",
+            SubscriptionType::Flowdock => "FLOWDOCK",
+            SubscriptionType::Http => "HTTP",
+            SubscriptionType::Irccat => "IRCCAT",
+            SubscriptionType::Pushover => "PUSHOVER",
+            SubscriptionType::Logger => "LOGGER",
+            SubscriptionType::Snmp => "SNMP",
+            SubscriptionType::Slack => "SLACK",
+            SubscriptionType::Twilio => "TWILIO",
+            SubscriptionType::Victorops => "VICTOROPS",
+            SubscriptionType::Opsgenie => "OPSGENIE",
+            SubscriptionType::Bigpanda => "BIGPANDA",
             SubscriptionType::Alertmanager => "ALERTMANAGER",
+            SubscriptionType::Telegram => "TELEGRAM",
+            SubscriptionType::Msteams => "MSTEAMS",
+            SubscriptionType::Discord => "DISCORD",
+            SubscriptionType::Mattermost => "MATTERMOST",
         }
     }
 }
@@ -456,30 +558,35 @@ impl<'de> Deserialize<'de> for TimeOfDay {
     }
 }
 
-fn default_from() -> TimeOfDay {
-    TimeOfDay { hour: 0, minute: 0 }
-}
-
-fn default_to() -> TimeOfDay {
-    TimeOfDay {
-        hour: 23,
-        minute: 59,
+/// Seyren's reading of `fromTime`/`toTime`: anything not four characters
+/// long is null; four that are not a time are an error.
+fn time_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TimeOfDay>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(s) if s.chars().count() == 4 => TimeOfDay::parse(&s).map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!("{s:?} is not a time of day written HHmm"))
+        }),
+        _ => Ok(None),
     }
 }
 
 /// A Seyren subscription.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
     /// Server-assigned id.
     #[serde(default)]
     pub id: String,
-    /// Address, URL or key, by type.
-    #[serde(default)]
+    /// Address, URL or key, by type; null in JSON when empty.
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        serialize_with = "empty_as_null"
+    )]
     pub target: String,
-    /// Channel.
-    #[serde(rename = "type")]
-    pub kind: SubscriptionType,
+    /// Channel; null for a subscription created as `{}`, which is stored
+    /// and never notified.
+    #[serde(rename = "type", default)]
+    pub kind: Option<SubscriptionType>,
     /// Sunday.
     #[serde(default)]
     pub su: bool,
@@ -517,16 +624,23 @@ pub struct Subscription {
     /// could not be read for a polled check).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignore_exception: bool,
-    /// Window start, local time (inclusive).
-    #[serde(default = "default_from")]
-    pub from_time: TimeOfDay,
+    /// Window start, local time (inclusive); null is midnight.
+    #[serde(default, deserialize_with = "time_or_null")]
+    pub from_time: Option<TimeOfDay>,
     /// Window end, local time (inclusive); before `from_time` it wraps
-    /// past midnight.
-    #[serde(default = "default_to")]
-    pub to_time: TimeOfDay,
+    /// past midnight; null is 23:59.
+    #[serde(default, deserialize_with = "time_or_null")]
+    pub to_time: Option<TimeOfDay>,
     /// Disabled subscriptions are never notified.
     #[serde(default)]
     pub enabled: bool,
+}
+
+impl Subscription {
+    /// The type's name, `null` when it has none.
+    pub fn kind_str(&self) -> &'static str {
+        self.kind.map_or("null", SubscriptionType::as_str)
+    }
 }
 
 /// One series' state change, as Seyren's Alert.

@@ -7,11 +7,13 @@
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use crate::check::model::{Alert, AlertType, Subscription};
+use crate::check::model::{Alert, AlertType, Subscription, TimeOfDay};
 
-/// Whether `sub` reports a change to `to`.
+/// Whether `sub` reports a change to `to` (one without a type, as Seyren
+/// stores `{}`, reports nothing).
 pub fn wants(sub: &Subscription, to: AlertType) -> bool {
     sub.enabled
+        && sub.kind.is_some()
         && !match to {
             AlertType::Ok => sub.ignore_ok,
             AlertType::Warn => sub.ignore_warn,
@@ -50,7 +52,8 @@ pub fn in_window(sub: &Subscription, now_ms: i64, tz: &TimeZone) -> bool {
     };
     let local = ts.to_zoned(tz.clone());
     let minute = local.hour() as u32 * 60 + local.minute() as u32;
-    let (from, to) = (sub.from_time.minutes(), sub.to_time.minutes());
+    let from = sub.from_time.map_or(0, TimeOfDay::minutes);
+    let to = sub.to_time.map_or(23 * 60 + 59, TimeOfDay::minutes);
     let in_hours = if from <= to {
         minute >= from && minute <= to
     } else {

@@ -33,6 +33,58 @@ impl Config {
                 self.graphite.timeout_secs = ms.div_ceil(1000);
             }
         }
+        let n = &mut self.notify;
+        for (target, keys) in [
+            (&mut n.slack_token, &["SLACK_TOKEN"][..]),
+            (&mut n.slack_api_url, &["SLACK_API_URL"]),
+            (&mut n.pagerduty_url, &["PAGERDUTY_API_URL"]),
+            (
+                &mut n.hipchat_baseurl,
+                &["HIPCHAT_BASEURL", "HIPCHAT_BASE_URL"],
+            ),
+            (
+                &mut n.hipchat_authtoken,
+                &["HIPCHAT_AUTHTOKEN", "HIPCHAT_AUTH_TOKEN"],
+            ),
+            (&mut n.hubot_url, &["HUBOT_URL", "SEYREN_HUBOT_URL"]),
+            (&mut n.flowdock_api_url, &["FLOWDOCK_API_URL"]),
+            (
+                &mut n.flowdock_external_username,
+                &["FLOWDOCK_EXTERNAL_USERNAME"],
+            ),
+            (&mut n.flowdock_tags, &["FLOWDOCK_TAGS"]),
+            (&mut n.flowdock_emojis, &["FLOWDOCK_EMOJIS"]),
+            (&mut n.irccat_host, &["IRCCAT_HOST"]),
+            (&mut n.pushover_api_url, &["PUSHOVER_API_URL"]),
+            (&mut n.pushover_app_api_token, &["PUSHOVER_APP_API_TOKEN"]),
+            (&mut n.snmp_host, &["SNMP_HOST"]),
+            (&mut n.snmp_community, &["SNMP_COMMUNITY"]),
+            (&mut n.snmp_oid, &["SNMP_OID"]),
+            (&mut n.twilio_url, &["TWILIO_URL"]),
+            (&mut n.twilio_account_sid, &["TWILIO_ACCOUNT_SID"]),
+            (&mut n.twilio_auth_token, &["TWILIO_AUTH_TOKEN"]),
+            (&mut n.twilio_phone_number, &["TWILIO_PHONE_NUMBER"]),
+            (&mut n.opsgenie_api_url, &["OPSGENIE_API_URL"]),
+            (&mut n.opsgenie_teams, &["OPSGENIE_TEAMS"]),
+            (&mut n.victorops_rest_endpoint, &["VICTOROPS_REST_ENDPOINT"]),
+            (
+                &mut n.bigpanda_notification_url,
+                &["BIGPANDA_NOTIFICATION_URL"],
+            ),
+            (&mut n.bigpanda_auth_bearer, &["BIGPANDA_AUTH_BEARER"]),
+            (&mut n.telegram_api_url, &["TELEGRAM_API_URL"]),
+            (&mut n.telegram_bot_token, &["TELEGRAM_BOT_TOKEN"]),
+        ] {
+            set(target, keys);
+        }
+        for (target, key) in [
+            (&mut n.irccat_port, "IRCCAT_PORT"),
+            (&mut n.snmp_port, "SNMP_PORT"),
+        ] {
+            if let Some(p) = get(key).and_then(|p| p.parse().ok()) {
+                *target = p;
+            }
+        }
         set(&mut self.notify.slack_webhook_url, &["SLACK_WEBHOOK_URL"]);
         set(&mut self.notify.slack_username, &["SLACK_USERNAME"]);
         set(&mut self.notify.slack_icon_url, &["SLACK_ICON_URL"]);

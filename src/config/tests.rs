@@ -132,9 +132,57 @@ fn seyren_environment_overrides_the_file() {
         "GRAPHS_ENABLE" => Some("false".to_string()),
         "GRAPHITE_CARBON_PICKLE_ENABLE" => Some("true".to_string()),
         "GRAPHITE_CARBON_PICKLE_PORT" => Some("12004".to_string()),
+        // Aliases and the variables of every channel.
+        "HIPCHAT_BASE_URL" => Some("https://hipchat.example".to_string()),
+        "HIPCHAT_AUTH_TOKEN" => Some("hc".to_string()),
+        "SEYREN_HUBOT_URL" => Some("http://hubot.example".to_string()),
+        "IRCCAT_HOST" => Some("irc.example".to_string()),
+        "IRCCAT_PORT" => Some("12346".to_string()),
+        "SNMP_PORT" => Some("1162".to_string()),
+        "SNMP_OID" => Some("1.3.6.1.4.1.99.1".to_string()),
+        "TWILIO_URL" => Some("https://twilio.example/Accounts".to_string()),
+        "VICTOROPS_REST_ENDPOINT" => Some("https://vo.example/alert/KEY/".to_string()),
+        "BIGPANDA_NOTIFICATION_URL" => Some("https://bp.example/alerts".to_string()),
+        "PAGERDUTY_API_URL" => Some("https://pd-proxy.example".to_string()),
+        "PUSHOVER_API_URL" => Some("https://po.example".to_string()),
+        "FLOWDOCK_API_URL" => Some("https://fd.example".to_string()),
+        "OPSGENIE_API_URL" => Some("https://og.example".to_string()),
+        "TELEGRAM_API_URL" => Some("https://tg.example".to_string()),
+        "TELEGRAM_BOT_TOKEN" => Some("1:abc".to_string()),
         _ => None,
     };
     c.apply_env(env);
+    let n = &c.notify;
+    assert_eq!(
+        (
+            n.hipchat_baseurl.as_str(),
+            n.hipchat_authtoken.as_str(),
+            n.hubot_url.as_str()
+        ),
+        ("https://hipchat.example", "hc", "http://hubot.example")
+    );
+    assert_eq!(
+        (
+            n.irccat_host.as_str(),
+            n.irccat_port,
+            n.snmp_port,
+            n.snmp_oid.as_str()
+        ),
+        ("irc.example", 12346, 1162, "1.3.6.1.4.1.99.1")
+    );
+    for (got, want) in [
+        (&n.twilio_url, "https://twilio.example/Accounts"),
+        (&n.victorops_rest_endpoint, "https://vo.example/alert/KEY/"),
+        (&n.bigpanda_notification_url, "https://bp.example/alerts"),
+        (&n.pagerduty_url, "https://pd-proxy.example"),
+        (&n.pushover_api_url, "https://po.example"),
+        (&n.flowdock_api_url, "https://fd.example"),
+        (&n.opsgenie_api_url, "https://og.example"),
+        (&n.telegram_api_url, "https://tg.example"),
+        (&n.telegram_bot_token, "1:abc"),
+    ] {
+        assert_eq!(got, want);
+    }
     assert_eq!(
         (c.smtp.host.as_str(), c.smtp.port, c.smtp.from.as_str()),
         ("mail.example", 587, "seyren@example")

@@ -1,21 +1,43 @@
 //! Stage 7, **notify**: delivering alert notifications.
 //!
 //! Every channel is a [`Notifier`] of the same shape (a config struct of
-//! its own, a payload builder, `send`), so knowing one means knowing all:
-//! [`http`] (Seyren's JSON payload), [`slack`]
-//! (incoming webhook), [`pagerduty`] (Events API v2), [`alertmanager`] (v2
-//! alerts API, so grouping and silences come from Alertmanager) and
-//! [`email`] (SMTP through lettre). [`outbox`] drives them from the store's
+//! its own built from `[notify]`, a payload builder that returns the
+//! [`request::Request`]s, lines or datagrams it will send, and `send`), so
+//! knowing one means knowing all. Seyren's fifteen: [`email`] (SMTP through
+//! lettre), [`pagerduty`], [`hipchat`], [`hubot`], [`flowdock`], [`http`]
+//! (Seyren's JSON payload), [`irccat`] (TCP lines), [`pushover`],
+//! [`logger`], [`snmp`] (SNMPv2c traps), [`slack`], [`twilio`],
+//! [`victorops`], [`opsgenie`] and [`bigpanda`]; then [`alertmanager`] (v2
+//! alerts API, so grouping and silences come from Alertmanager) and the
+//! chat tools Seyren never had, [`telegram`], [`msteams`], [`discord`] and
+//! [`mattermost`], whose words come from [`message`]. [`outbox`] drives them from the store's
 //! outbox with retries; when a subscription listens is the vocabulary's
 //! (`check::schedule`), decided before a notification is queued.
 
 pub mod alertmanager;
+pub mod bigpanda;
+pub mod discord;
 pub mod email;
+pub mod flowdock;
+pub mod hipchat;
 pub mod http;
+pub mod hubot;
+pub mod irccat;
+pub mod logger;
+pub mod mattermost;
+pub mod message;
+pub mod msteams;
 pub mod netpolicy;
+pub mod opsgenie;
 pub mod outbox;
 pub mod pagerduty;
+pub mod pushover;
+pub mod request;
 pub mod slack;
+pub mod snmp;
+pub mod telegram;
+pub mod twilio;
+pub mod victorops;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,6 +73,12 @@ pub enum NotifyError {
     /// The message could not be built.
     #[error("message: {0}")]
     Message(#[from] lettre::error::Error),
+    /// A socket (irccat's TCP, SNMP's UDP) failed.
+    #[error(transparent)]
+    Io(std::io::Error),
+    /// The service answered 2xx but said it failed (Slack's `ok: false`).
+    #[error("refused: {0}")]
+    Refused(String),
     /// The endpoint answered with a non-2xx status; `body` is the start
     /// of its answer, for the log (never echoed to an API client).
     #[error("HTTP {status}: {body}")]
@@ -133,6 +161,67 @@ pub struct NotifyConfig {
     /// Alertmanager base URL for ALERTMANAGER subscriptions whose target is
     /// empty.
     pub alertmanager_url: String,
+    // Each channel's settings below are named after Seyren's environment
+    // variable, lower-cased (`HIPCHAT_BASEURL` is `hipchat_baseurl`); the
+    // variable overrides the key. URLs default to the public services.
+    /// Slack's legacy token (`SLACK_TOKEN`): with it, a SLACK target that
+    /// names a channel goes through `chat.postMessage`, as in Seyren.
+    pub slack_token: String,
+    /// Slack's Web API base (`SLACK_API_URL`).
+    pub slack_api_url: String,
+    /// HipChat (or a compatible server) base URL (`HIPCHAT_BASEURL`).
+    pub hipchat_baseurl: String,
+    /// HipChat room notification token (`HIPCHAT_AUTHTOKEN`).
+    pub hipchat_authtoken: String,
+    /// Hubot's base URL (`HUBOT_URL`); HUBOT posts to `/seyren/alert`.
+    pub hubot_url: String,
+    /// Flowdock's API base (`FLOWDOCK_API_URL`).
+    pub flowdock_api_url: String,
+    /// Name Flowdock shows as the sender (`FLOWDOCK_EXTERNAL_USERNAME`).
+    pub flowdock_external_username: String,
+    /// Comma-separated tags added to every Flowdock message (`FLOWDOCK_TAGS`).
+    pub flowdock_tags: String,
+    /// Comma-separated emojis by state ordinal (`FLOWDOCK_EMOJIS`).
+    pub flowdock_emojis: String,
+    /// irccat's host (`IRCCAT_HOST`).
+    pub irccat_host: String,
+    /// irccat's TCP port (`IRCCAT_PORT`).
+    pub irccat_port: u16,
+    /// Pushover's API base (`PUSHOVER_API_URL`).
+    pub pushover_api_url: String,
+    /// Pushover application token (`PUSHOVER_APP_API_TOKEN`).
+    pub pushover_app_api_token: String,
+    /// Where SNMP traps go (`SNMP_HOST`).
+    pub snmp_host: String,
+    /// Trap port (`SNMP_PORT`).
+    pub snmp_port: u16,
+    /// SNMPv2c community (`SNMP_COMMUNITY`).
+    pub snmp_community: String,
+    /// The trap's OID; the varbinds are `.1` to `.8` under it (`SNMP_OID`).
+    pub snmp_oid: String,
+    /// Twilio's accounts URL (`TWILIO_URL`).
+    pub twilio_url: String,
+    /// Twilio account SID (`TWILIO_ACCOUNT_SID`).
+    pub twilio_account_sid: String,
+    /// Twilio auth token (`TWILIO_AUTH_TOKEN`).
+    pub twilio_auth_token: String,
+    /// The number SMS are sent from (`TWILIO_PHONE_NUMBER`).
+    pub twilio_phone_number: String,
+    /// OpsGenie's API base (`OPSGENIE_API_URL`).
+    pub opsgenie_api_url: String,
+    /// Comma-separated teams OpsGenie alerts go to (`OPSGENIE_TEAMS`).
+    pub opsgenie_teams: String,
+    /// VictorOps REST endpoint, ending in `/`; the routing key is resolved
+    /// against it (`VICTOROPS_REST_ENDPOINT`).
+    pub victorops_rest_endpoint: String,
+    /// BigPanda's alerts URL (`BIGPANDA_NOTIFICATION_URL`).
+    pub bigpanda_notification_url: String,
+    /// BigPanda bearer token (`BIGPANDA_AUTH_BEARER`).
+    pub bigpanda_auth_bearer: String,
+    /// Telegram's Bot API base (`TELEGRAM_API_URL`).
+    pub telegram_api_url: String,
+    /// Telegram bot token (`TELEGRAM_BOT_TOKEN`).
+    pub telegram_bot_token: String,
     /// Delivery attempts before a notification is marked failed.
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt.
@@ -180,6 +269,34 @@ impl Default for NotifyConfig {
             slack_emojis: String::new(),
             pagerduty_url: "https://events.pagerduty.com".into(),
             alertmanager_url: "http://localhost:9093".into(),
+            slack_token: String::new(),
+            slack_api_url: "https://slack.com/api".into(),
+            hipchat_baseurl: "https://api.hipchat.com".into(),
+            hipchat_authtoken: String::new(),
+            hubot_url: String::new(),
+            flowdock_api_url: "https://api.flowdock.com".into(),
+            flowdock_external_username: "Seyren".into(),
+            flowdock_tags: String::new(),
+            flowdock_emojis: String::new(),
+            irccat_host: "localhost".into(),
+            irccat_port: 12345,
+            pushover_api_url: "https://api.pushover.net".into(),
+            pushover_app_api_token: String::new(),
+            snmp_host: "localhost".into(),
+            snmp_port: 162,
+            snmp_community: "public".into(),
+            snmp_oid: "1.3.6.1.4.1.32473.1".into(),
+            twilio_url: "https://api.twilio.com/2010-04-01/Accounts".into(),
+            twilio_account_sid: String::new(),
+            twilio_auth_token: String::new(),
+            twilio_phone_number: String::new(),
+            opsgenie_api_url: "https://api.opsgenie.com".into(),
+            opsgenie_teams: "ops".into(),
+            victorops_rest_endpoint: String::new(),
+            bigpanda_notification_url: "https://api.bigpanda.io/data/v2/alerts".into(),
+            bigpanda_auth_bearer: String::new(),
+            telegram_api_url: "https://api.telegram.org".into(),
+            telegram_bot_token: String::new(),
             max_attempts: 8,
             retry_min_secs: 5,
             retry_max_secs: 600,
@@ -294,17 +411,33 @@ impl Notifiers {
         client: reqwest::Result<reqwest::Client>,
     ) -> Self {
         let client = client.expect("the HTTP client builds with static settings");
+        let c = client;
         let by_kind: Vec<Arc<dyn Notifier>> = vec![
-            Arc::new(http::HttpNotifier::new(client.clone(), cfg.into())),
-            Arc::new(slack::SlackNotifier::new(client.clone(), cfg.into())),
-            Arc::new(pagerduty::PagerDutyNotifier::new(
-                client.clone(),
-                cfg.into(),
-            )),
-            Arc::new(alertmanager::AlertmanagerNotifier::new(client, cfg.into())),
             Arc::new(email::EmailNotifier::new(email::EmailConfig::new(
                 cfg, smtp,
             ))),
+            Arc::new(pagerduty::PagerDutyNotifier::new(c.clone(), cfg.into())),
+            Arc::new(hipchat::HipchatNotifier::new(c.clone(), cfg.into())),
+            Arc::new(hubot::HubotNotifier::new(c.clone(), cfg.into())),
+            Arc::new(flowdock::FlowdockNotifier::new(c.clone(), cfg.into())),
+            Arc::new(http::HttpNotifier::new(c.clone(), cfg.into())),
+            Arc::new(irccat::IrccatNotifier::new(cfg.into())),
+            Arc::new(pushover::PushoverNotifier::new(c.clone(), cfg.into())),
+            Arc::new(logger::LoggerNotifier::new(cfg.into())),
+            Arc::new(snmp::SnmpNotifier::new(cfg.into())),
+            Arc::new(slack::SlackNotifier::new(c.clone(), cfg.into())),
+            Arc::new(twilio::TwilioNotifier::new(c.clone(), cfg.into())),
+            Arc::new(victorops::VictorOpsNotifier::new(c.clone(), cfg.into())),
+            Arc::new(opsgenie::OpsGenieNotifier::new(c.clone(), cfg.into())),
+            Arc::new(bigpanda::BigPandaNotifier::new(c.clone(), cfg.into())),
+            Arc::new(alertmanager::AlertmanagerNotifier::new(
+                c.clone(),
+                cfg.into(),
+            )),
+            Arc::new(telegram::TelegramNotifier::new(c.clone(), cfg.into())),
+            Arc::new(msteams::MsTeamsNotifier::new(c.clone(), cfg.into())),
+            Arc::new(discord::DiscordNotifier::new(c.clone(), cfg.into())),
+            Arc::new(mattermost::MattermostNotifier::new(c, cfg.into())),
         ];
         Notifiers { by_kind }
     }
@@ -320,12 +453,14 @@ impl Notifiers {
     /// The URL a subscription's own target makes carbonwatch call, if any
     /// (see [`Notifier::target_url`]).
     pub fn target_url<'a>(&self, sub: &'a Subscription) -> Option<&'a str> {
-        self.get(sub.kind).and_then(|n| n.target_url(sub))
+        sub.kind
+            .and_then(|k| self.get(k))
+            .and_then(|n| n.target_url(sub))
     }
 
     /// Delivers through the notifier for the subscription's type.
     pub async fn send(&self, n: &NewNotification) -> Result<(), NotifyError> {
-        match self.get(n.subscription.kind) {
+        match n.subscription.kind.and_then(|k| self.get(k)) {
             Some(notifier) => notifier.send(n).await,
             None => Err(NotifyError::NotConfigured(
                 "no notifier for this subscription type",
@@ -389,6 +524,23 @@ mod tests {
             seyren_url: "http://cw".into(),
             ..NotifyConfig::default()
         }
+    }
+
+    #[test]
+    fn every_type_has_its_notifier() {
+        let all = Notifiers::new(&cfg(), &SmtpConfig::default());
+        for kind in SubscriptionType::ALL {
+            assert_eq!(all.get(kind).map(|n| n.kind()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn logger_writes_seyrens_line() {
+        let n = notification(SubscriptionType::Logger, "", AlertType::Error);
+        assert_eq!(
+            logger::LoggerNotifier::new((&cfg()).into()).line(&n),
+            "Seyren notification 'ssh' changed state to 'ERROR' @ 'http://cw/#/checks/c1' with 1 alert(s)"
+        );
     }
 
     #[test]

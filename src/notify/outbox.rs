@@ -74,7 +74,7 @@ struct Lane {
 /// What a lane is keyed by: where the notification goes.
 fn destination(n: &Notification) -> String {
     let s = &n.body.subscription;
-    format!("{}\u{0}{}", s.kind.as_str(), s.target)
+    format!("{}\u{0}{}", s.kind_str(), s.target)
 }
 
 /// The outbox's front door: the store writer offers each notification it
@@ -279,7 +279,7 @@ impl Outbox {
         match result {
             Ok(()) => {
                 self.stats.delivered.fetch_add(1, Relaxed);
-                tracing::info!(check = %n.body.check.name, kind = sub.kind.as_str(), target = %sub.target, "Notification delivered.");
+                tracing::info!(check = %n.body.check.name, kind = sub.kind_str(), target = %sub.target, "Notification delivered.");
                 self.finish(id, NotificationStatus::Delivered, None, None)
                     .await;
             }
@@ -287,13 +287,13 @@ impl Outbox {
                 self.stats.retried.fetch_add(1, Relaxed);
                 let at =
                     crate::unix_now_ms() + self.cfg.retry_delay(n.attempts + 1).as_millis() as i64;
-                tracing::warn!(check = %n.body.check.name, kind = sub.kind.as_str(), error = %e, attempt = n.attempts + 1, "Notification failed; will retry.");
+                tracing::warn!(check = %n.body.check.name, kind = sub.kind_str(), error = %e, attempt = n.attempts + 1, "Notification failed; will retry.");
                 self.finish(id, NotificationStatus::Pending, Some(e), Some(at))
                     .await;
             }
             Err(e) => {
                 self.stats.failed.fetch_add(1, Relaxed);
-                tracing::error!(check = %n.body.check.name, kind = sub.kind.as_str(), error = %e, "Notification failed; giving up.");
+                tracing::error!(check = %n.body.check.name, kind = sub.kind_str(), error = %e, "Notification failed; giving up.");
                 self.finish(id, NotificationStatus::Failed, Some(e), None)
                     .await;
             }

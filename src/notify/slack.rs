@@ -1,12 +1,16 @@
-//! SLACK through an incoming webhook (Seyren issue #376: its token API is
-//! gone). The target is the webhook URL, or a channel name used with
-//! `[notify] slack_webhook_url`. A trailing `!` on the target adds
-//! `<!channel>`, as in Seyren. The text follows Seyren's layout.
+//! SLACK, with Seyren's text. A target that is a URL is an incoming
+//! webhook (Seyren issue #376). A target that names a channel goes, when
+//! `slack_token` (`SLACK_TOKEN`) is set, through Seyren's own call:
+//! `POST {slack_api_url}/chat.postMessage` with `accept: application/json`
+//! and the form `token`, `channel`, `text`, `username`, `icon_url`; else
+//! to `[notify] slack_webhook_url` with the channel in the JSON. A trailing
+//! `!` on the target adds `<!channel>`, as in Seyren.
 
 use serde_json::json;
 
 use crate::check::model::{Subscription, SubscriptionType};
 use crate::check::NewNotification;
+use crate::notify::request::Request;
 use crate::notify::{expect_success, Delivery, Links, Notifier, NotifyConfig, NotifyError};
 
 /// What the Slack notifier needs of `[notify]`.
@@ -20,6 +24,10 @@ pub struct SlackConfig {
     pub icon_url: String,
     /// Comma-separated emojis, one per state by its ordinal.
     pub emojis: String,
+    /// Legacy token for `chat.postMessage`.
+    pub token: String,
+    /// Web API base URL.
+    pub api_url: String,
     /// Links back to the UI.
     pub links: Links,
 }
@@ -27,6 +35,8 @@ pub struct SlackConfig {
 impl From<&NotifyConfig> for SlackConfig {
     fn from(c: &NotifyConfig) -> Self {
         SlackConfig {
+            token: c.slack_token.trim().to_string(),
+            api_url: c.slack_api_url.trim_end_matches('/').to_string(),
             webhook_url: c.slack_webhook_url.clone(),
             username: c.slack_username.clone(),
             icon_url: c.slack_icon_url.clone(),
@@ -98,7 +108,42 @@ impl SlackNotifier {
 }
 
 impl SlackNotifier {
+    /// Seyren's `chat.postMessage` request, for a channel target while a
+    /// token is set.
+    pub fn post_message(&self, n: &NewNotification) -> Option<Request> {
+        let channel = n.subscription.target.trim().trim_end_matches('!');
+        if self.cfg.token.is_empty() || crate::notify::request::is_url(channel) {
+            return None;
+        }
+        Some(
+            Request::form(
+                format!("{}/chat.postMessage", self.cfg.api_url),
+                vec![
+                    ("token", self.cfg.token.clone()),
+                    ("channel", channel.to_string()),
+                    ("text", self.text(n)),
+                    ("username", self.cfg.username.clone()),
+                    ("icon_url", self.cfg.icon_url.clone()),
+                ],
+            )
+            .header("accept", "application/json"),
+        )
+    }
+
     async fn deliver(&self, n: &NewNotification) -> Result<(), NotifyError> {
+        if let Some(r) = self.post_message(n) {
+            // The Web API answers 200 with `ok: false` when it refuses.
+            let answer = r.fetch_json(&self.client).await?;
+            return match answer["ok"].as_bool() {
+                Some(true) => Ok(()),
+                _ => Err(NotifyError::Refused(
+                    answer["error"]
+                        .as_str()
+                        .unwrap_or("no ok in the answer")
+                        .to_string(),
+                )),
+            };
+        }
         let target = n.subscription.target.trim_end_matches('!');
         let (url, body) = if target.starts_with("http://") || target.starts_with("https://") {
             (target.to_string(), json!({ "text": self.text(n) }))

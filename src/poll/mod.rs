@@ -221,7 +221,7 @@ impl Poller {
     ) {
         let now = Instant::now();
         let mut keep = HashSet::new();
-        for c in checks.iter().filter(|c| c.enabled && !c.live) {
+        for c in checks.iter().filter(|c| c.evaluated() && !c.live) {
             keep.insert(c.id.clone());
             let interval = c
                 .interval
@@ -294,7 +294,7 @@ impl Poller {
         if !self.cfg.seed_live_checks || !self.client.is_configured() {
             return;
         }
-        for c in checks.iter().filter(|c| c.enabled && c.live) {
+        for c in checks.iter().filter(|c| c.evaluated() && c.live) {
             if !seeded.insert((c.id.clone(), c.target.clone())) {
                 continue;
             }

@@ -22,7 +22,7 @@ use crate::check::{Changes, NewNotification, Notification, NotificationStatus, S
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checks (
     id   TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
+    name TEXT UNIQUE,
     doc  TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS series (
@@ -133,6 +133,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        allow_nameless_checks(&conn)?;
         // A delivery interrupted by a crash may or may not have reached its
         // endpoint: send it again (at least once) rather than never.
         conn.execute(
@@ -163,6 +164,28 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Db(Box::new(e))
     }
+}
+
+/// Stores made before checks could be nameless required a name; a
+/// nameless check (Seyren stores `{}`) is kept with a NULL one, which
+/// UNIQUE lets repeat.
+fn allow_nameless_checks(conn: &Connection) -> Result<(), StoreError> {
+    let name_required: bool = conn.query_row(
+        "SELECT \"notnull\" FROM pragma_table_info('checks') WHERE name = 'name'",
+        [],
+        |r| r.get(0),
+    )?;
+    if name_required {
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE checks_nameless (id TEXT PRIMARY KEY, name TEXT UNIQUE, doc TEXT NOT NULL);
+             INSERT INTO checks_nameless SELECT id, NULLIF(name, ''), doc FROM checks ORDER BY rowid;
+             DROP TABLE checks;
+             ALTER TABLE checks_nameless RENAME TO checks;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
 }
 
 fn map_unique(e: rusqlite::Error, name: &str) -> StoreError {
@@ -202,7 +225,7 @@ impl Store for SqliteStore {
         let doc = serde_json::to_string(check)?;
         self.conn()
             .execute(
-                "INSERT INTO checks (id, name, doc) VALUES (?1, ?2, ?3)
+                "INSERT INTO checks (id, name, doc) VALUES (?1, NULLIF(?2, ''), ?3)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, doc = excluded.doc",
                 params![check.id, check.name, doc],
             )
@@ -215,7 +238,7 @@ impl Store for SqliteStore {
         let tx = conn.transaction()?;
         {
             let mut put = tx.prepare_cached(
-                "INSERT INTO checks (id, name, doc) VALUES (?1, ?2, ?3)
+                "INSERT INTO checks (id, name, doc) VALUES (?1, NULLIF(?2, ''), ?3)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, doc = excluded.doc",
             )?;
             for c in checks {
@@ -543,6 +566,42 @@ mod tests {
         assert_eq!(s.load_checks().unwrap().len(), 2);
         assert!(s.delete_check("2").unwrap());
         assert!(!s.delete_check("2").unwrap());
+    }
+
+    #[test]
+    fn nameless_checks_repeat_and_old_stores_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // A store as written before names could be empty.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE checks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);",
+            )
+            .unwrap();
+            let doc = serde_json::to_string(&check("1", "one")).unwrap();
+            conn.execute("INSERT INTO checks VALUES ('1', 'one', ?1)", [doc.as_str()])
+                .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.get_check("1").unwrap().unwrap().name, "one", "kept");
+        s.put_check(&check("2", "")).unwrap();
+        s.put_check(&check("3", "")).unwrap();
+        assert!(matches!(
+            s.put_check(&check("4", "one")),
+            Err(StoreError::DuplicateName(_))
+        ));
+        assert_eq!(s.load_checks().unwrap().len(), 3);
+        drop(s);
+        // Opening again finds nothing left to migrate.
+        assert_eq!(
+            SqliteStore::open(&path)
+                .unwrap()
+                .load_checks()
+                .unwrap()
+                .len(),
+            3
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@ mod common;
 mod guards;
 mod web_ui;
 
+use std::sync::{Arc, Mutex};
+
 use carbonwatch::app::App;
 use carbonwatch::config::Config;
 use common::{Hook, Sink};
@@ -192,6 +194,348 @@ async fn checks_crud_with_seyrens_shapes_and_filters() {
     r.app.shutdown().await;
 }
 
+/// What Seyren's own acceptance tests do: partial checks created, found by
+/// `state` and by `fields`/`regexes`, subscriptions created from `{}`,
+/// updated, tested and deleted by the id in their `Location`.
+#[tokio::test]
+async fn partial_checks_and_subscriptions_are_taken_as_seyren_takes_them() {
+    let r = rig("", "/api").await;
+    let created = |body: Value| {
+        let r = &r;
+        async move {
+            let resp = r
+                .send(reqwest::Method::POST, "/checks", &body.to_string())
+                .await;
+            assert_eq!(resp.status(), StatusCode::CREATED, "{body}");
+            let loc = resp.headers()["location"].to_str().unwrap().to_string();
+            let prefix = format!("http://{}/api/checks/", r.app.admin.unwrap());
+            assert!(loc.starts_with(&prefix), "absolute: {loc}");
+            loc[prefix.len()..].to_string()
+        }
+    };
+    let empty = created(json!({})).await;
+    let erroring = created(json!({"state": "ERROR"})).await;
+    let named = created(json!({"name": "test", "warn": 1.0, "error": 2.0})).await;
+    let broken =
+        created(json!({"name": "no thresholds", "target": "a.b", "enabled": true, "live": true}))
+            .await;
+    let (_, c) = r.get(&format!("/checks/{empty}")).await;
+    for key in [
+        "name",
+        "target",
+        "description",
+        "warn",
+        "error",
+        "from",
+        "until",
+        "lastCheck",
+    ] {
+        assert_eq!(c[key], Value::Null, "{key} of {{}}: {c}");
+    }
+    for key in ["enabled", "live", "allowNoData"] {
+        assert_eq!(c[key], false, "{key}");
+    }
+    assert_eq!(
+        (
+            c["state"].as_str(),
+            c["subscriptions"].as_array().map(Vec::len)
+        ),
+        (Some("OK"), Some(0))
+    );
+    assert!(
+        c["problem"].as_str().unwrap().contains("no target"),
+        "marked incomplete: {c}"
+    );
+    let (_, c) = r.get(&format!("/checks/{named}")).await;
+    // Strings, as Seyren writes BigDecimals (serde_json reads 1.0 as the
+    // number 1, so the text is "1" where Seyren writes "1.0").
+    let number = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok());
+    assert_eq!(
+        (number(&c["warn"]), number(&c["error"])),
+        (Some(1.0), Some(2.0)),
+        "{c}"
+    );
+    let (_, c) = r.get(&format!("/checks/{broken}")).await;
+    assert_eq!(c["state"], "EXCEPTION", "reported, not refused: {c}");
+    assert!(
+        c["problem"].as_str().unwrap().contains("warn and error"),
+        "{c}"
+    );
+
+    let ids = |doc: Value| -> Vec<String> {
+        doc["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, doc) = r.get("/checks?state=ERROR").await;
+    assert_eq!(ids(doc), std::slice::from_ref(&erroring));
+    let (_, doc) = r.get("/checks?fields=name&regexes=^te").await;
+    assert_eq!(ids(doc), std::slice::from_ref(&named));
+
+    // A subscription from {}: Seyren's defaults, a string id.
+    let resp = r
+        .send(
+            reqwest::Method::POST,
+            &format!("/checks/{named}/subscriptions"),
+            "{}",
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let loc = resp.headers()["location"].to_str().unwrap().to_string();
+    let prefix = format!(
+        "http://{}/api/checks/{named}/subscriptions/",
+        r.app.admin.unwrap()
+    );
+    assert!(loc.starts_with(&prefix), "{loc}");
+    let sid = loc[prefix.len()..].to_string();
+    let (_, c) = r.get(&format!("/checks/{named}")).await;
+    let s = &c["subscriptions"][0];
+    assert_eq!(s["id"], sid.as_str());
+    for key in ["target", "type", "fromTime", "toTime"] {
+        assert_eq!(s[key], Value::Null, "{key}: {s}");
+    }
+    for key in [
+        "su",
+        "mo",
+        "tu",
+        "we",
+        "th",
+        "fr",
+        "sa",
+        "ignoreWarn",
+        "ignoreError",
+        "ignoreOk",
+        "enabled",
+    ] {
+        assert_eq!(s[key], false, "{key}: {s}");
+    }
+    let test = format!("/checks/{named}/subscriptions/{sid}/test");
+    assert_eq!(
+        r.send(reqwest::Method::PUT, &test, "").await.status(),
+        StatusCode::NO_CONTENT,
+        "no type: nothing to send"
+    );
+    let sub = json!({"type": "LOGGER", "enabled": true, "fromTime": "0800", "toTime": "x"});
+    let resp = r
+        .send(
+            reqwest::Method::PUT,
+            &format!("/checks/{named}/subscriptions/{sid}"),
+            &sub.to_string(),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (_, c) = r.get(&format!("/checks/{named}")).await;
+    let s = &c["subscriptions"][0];
+    assert_eq!(
+        (s["type"].as_str(), s["fromTime"].as_str(), &s["toTime"]),
+        (Some("LOGGER"), Some("0800"), &Value::Null),
+        "not four characters is null: {s}"
+    );
+    assert_eq!(
+        r.send(reqwest::Method::PUT, &test, "").await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    // PUT is Seyren's $set: scalars from the body, subscriptions kept,
+    // extensions kept unless named.
+    let put = |body: Value| {
+        let r = &r;
+        let named = named.clone();
+        async move {
+            let resp = r
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("/checks/{named}"),
+                    &body.to_string(),
+                )
+                .await;
+            assert_eq!(resp.status(), StatusCode::OK, "{body}");
+            r.get(&format!("/checks/{named}")).await.1
+        }
+    };
+    let c = put(json!({"name": "test", "description": "d", "target": "a.*", "warn": 1, "error": 2, "enabled": true, "live": true, "for": "5m"})).await;
+    assert_eq!(
+        (
+            c["description"].as_str(),
+            c["for"].as_str(),
+            c["state"].as_str()
+        ),
+        (Some("d"), Some("300s"), Some("OK")),
+        "{c}"
+    );
+    assert_eq!(
+        c["subscriptions"].as_array().unwrap().len(),
+        1,
+        "subscriptions untouched"
+    );
+    let c = put(json!({"name": "test", "target": "a.*", "warn": 1, "error": 2, "enabled": true, "live": true})).await;
+    assert_eq!(
+        (&c["description"], c["for"].as_str()),
+        (&Value::Null, Some("300s")),
+        "absent scalar is null, absent extension kept: {c}"
+    );
+    assert_eq!(c["subscriptions"][0]["id"], sid.as_str());
+
+    assert_eq!(
+        r.send(
+            reqwest::Method::DELETE,
+            &loc[loc.find("/checks/").unwrap()..],
+            ""
+        )
+        .await
+        .status(),
+        StatusCode::NO_CONTENT
+    );
+    let (_, c) = r.get(&format!("/checks/{named}")).await;
+    assert_eq!(
+        c["subscriptions"].as_array().unwrap().len(),
+        0,
+        "deleted by its Location id"
+    );
+    for id in [empty, erroring, named, broken] {
+        assert_eq!(
+            r.send(reqwest::Method::DELETE, &format!("/checks/{id}"), "")
+                .await
+                .status(),
+            StatusCode::NO_CONTENT
+        );
+    }
+    assert_eq!(r.get("/checks").await.1["total"], 0);
+    r.app.shutdown().await;
+}
+
+/// `PUT .../subscriptions/{sid}/test` on every type answers 204 once the
+/// channel took the message (the service stand-in, a TCP and a UDP
+/// socket, Debian's aiosmtpd), and 500 with Seyren's `Notifying failed`
+/// text when it did not.
+#[tokio::test]
+#[ignore = "needs Debian python3-aiosmtpd"]
+async fn the_test_endpoint_sends_through_every_type() {
+    use carbonwatch::check::SubscriptionType;
+    let service = common::Receiver::start().await;
+    service.set_answer(r#"{"ok": true, "data": []}"#);
+    let irccat = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let irccat_port = irccat.local_addr().unwrap().port();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let got = lines.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = irccat.accept().await {
+            let mut text = String::new();
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut s, &mut text).await;
+            got.lock().unwrap().push(text);
+        }
+    });
+    let snmp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let maildir = tempfile::tempdir().unwrap();
+    let (_smtpd, smtp_port) = common::smtpd(&maildir.path().join("mail")).await;
+    let base = service.url();
+    let notify = format!(
+        "test_allow_networks = [\"127.0.0.0/8\"]\nslack_token = \"t\"\nslack_api_url = \"{base}\"\n\
+         pagerduty_url = \"{base}\"\nhipchat_baseurl = \"{base}\"\nhubot_url = \"{base}\"\n\
+         flowdock_api_url = \"{base}\"\nirccat_host = \"127.0.0.1\"\nirccat_port = {irccat_port}\n\
+         pushover_api_url = \"{base}\"\npushover_app_api_token = \"p\"\nsnmp_host = \"127.0.0.1\"\n\
+         snmp_port = {}\ntwilio_url = \"{base}\"\ntwilio_account_sid = \"AC\"\n\
+         opsgenie_api_url = \"{base}\"\nvictorops_rest_endpoint = \"{base}/vo/\"\n\
+         bigpanda_notification_url = \"{base}/bp\"\nbigpanda_auth_bearer = \"b\"\n\
+         telegram_api_url = \"{base}\"\ntelegram_bot_token = \"1:a\"\nalertmanager_url = \"{base}\"\n\
+         [smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\nfrom = \"cw@example.org\"",
+        snmp.local_addr().unwrap().port()
+    );
+    let r = rig_with("", "/api", &notify).await;
+    let id = r.create(json!({"name": "ssh", "target": "auth.*.failed", "warn": 5, "error": 10, "enabled": true, "live": true})).await;
+    let target = |kind: SubscriptionType| match kind {
+        SubscriptionType::Email => "ops@example.org".to_string(),
+        SubscriptionType::Http => format!("{base}/hook"),
+        SubscriptionType::Pushover => "u".repeat(30),
+        SubscriptionType::Msteams | SubscriptionType::Discord | SubscriptionType::Mattermost => {
+            format!("{base}/webhook")
+        }
+        SubscriptionType::Alertmanager => String::new(),
+        _ => "ops".to_string(),
+    };
+    let mut sids = Vec::new();
+    for kind in SubscriptionType::ALL {
+        let sub = json!({"type": kind, "target": target(kind), "enabled": true});
+        let resp = r
+            .send(
+                reqwest::Method::POST,
+                &format!("/checks/{id}/subscriptions"),
+                &sub.to_string(),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let loc = resp.headers()["location"].to_str().unwrap().to_string();
+        sids.push((kind, loc.rsplit('/').next().unwrap().to_string()));
+    }
+    for (kind, sid) in &sids {
+        let before = service.requests().len();
+        let resp = r
+            .send(
+                reqwest::Method::PUT,
+                &format!("/checks/{id}/subscriptions/{sid}/test"),
+                "",
+            )
+            .await;
+        let status = resp.status();
+        assert_eq!(
+            status,
+            StatusCode::NO_CONTENT,
+            "{kind:?}: {}",
+            resp.text().await.unwrap()
+        );
+        let http = !matches!(
+            kind,
+            SubscriptionType::Email
+                | SubscriptionType::Irccat
+                | SubscriptionType::Logger
+                | SubscriptionType::Snmp
+        );
+        if http {
+            assert!(
+                service.requests().len() > before,
+                "{kind:?} reached its service"
+            );
+        }
+    }
+    assert!(
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with("ops %RED[CRIT]%NORMAL ssh")),
+        "irccat"
+    );
+    let mut trap = [0u8; 1500];
+    let (n, _) = snmp.recv_from(&mut trap).await.unwrap();
+    assert_eq!(trap[0], 0x30, "a BER sequence of {n} bytes");
+    common::wait_until(std::time::Duration::from_secs(10), || {
+        !common::maildir_messages(&maildir.path().join("mail")).is_empty()
+    })
+    .await;
+    service.set_status(500);
+    let (_, http_sid) = sids
+        .iter()
+        .find(|(k, _)| *k == SubscriptionType::Http)
+        .unwrap();
+    let resp = r
+        .send(
+            reqwest::Method::PUT,
+            &format!("/checks/{id}/subscriptions/{http_sid}/test"),
+            "",
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(resp.text().await.unwrap(), "Notifying failed 'HTTP 500'");
+    r.app.shutdown().await;
+}
+
 #[tokio::test]
 async fn bad_requests_get_a_4xx_with_a_message() {
     let r = rig("", "/api").await;
@@ -206,12 +550,6 @@ async fn bad_requests_get_a_4xx_with_a_message() {
         (
             reqwest::Method::POST,
             "/checks".into(),
-            r#"{"name": "b", "target": "b", "enabled": true}"#,
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            reqwest::Method::POST,
-            "/checks".into(),
             r#"{"name": "c", "target": "c", "warn": "lots", "error": 1}"#,
             StatusCode::BAD_REQUEST,
         ),
@@ -220,12 +558,6 @@ async fn bad_requests_get_a_4xx_with_a_message() {
             "/checks".into(),
             r#"{"name": "a", "target": "x", "warn": 1, "error": 2}"#,
             StatusCode::CONFLICT,
-        ),
-        (
-            reqwest::Method::POST,
-            "/checks".into(),
-            r#"{"name": "d", "target": "sum(x", "warn": 1, "error": 2, "live": true}"#,
-            StatusCode::BAD_REQUEST,
         ),
         (
             reqwest::Method::GET,

@@ -548,6 +548,10 @@ pub async fn send(app: &carbonwatch::app::App, lines: &str) {
     s.shutdown().await.unwrap();
 }
 
+pub mod receiver;
+#[allow(unused_imports)]
+pub use receiver::{Receiver, Recorded};
+
 // The load generator's HTTP request reader, shared by path: the webhook
 // stand-in reads requests the same way.
 #[path = "../../src/loadgen/http.rs"]

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alert::eval::{check_state, Counts, EventTime, Transition};
 use crate::alert::handle::{Command, EngineStats};
-use crate::alert::{validate, AlertingConfig, CheckError};
+use crate::alert::{problem, AlertingConfig, CheckError};
 use crate::check::{new_id, Alert, AlertType, Changes, Check, Degraded, NotificationKind, Store};
 use crate::relay::tap::{AlertTap, Points};
 use crate::route::index::{PatternIndex, Slot};
@@ -264,7 +264,8 @@ impl Engine {
         entry.ok().map(|e| e.remove().0)
     }
 
-    fn insert(&mut self, check: Check) -> Slot {
+    fn insert(&mut self, mut check: Check) -> Slot {
+        check.problem = problem(&check).map(Into::into);
         let (state, last_check) = (check.state, check.last_check);
         self.insert_shared(Arc::new(check), state, last_check)
     }
@@ -326,14 +327,14 @@ impl Engine {
     fn ticks(&self, slot: Slot) -> bool {
         self.slots[slot as usize]
             .as_ref()
-            .is_some_and(|rt| rt.check.enabled && rt.needs_tick(&self.event_time))
+            .is_some_and(|rt| rt.check.evaluated() && rt.needs_tick(&self.event_time))
     }
 
     /// The live pattern of the check in `slot`, if it has one.
     fn live_target(&self, slot: Slot) -> Option<&str> {
         self.slots[slot as usize]
             .as_ref()
-            .filter(|rt| rt.check.enabled && rt.check.live)
+            .filter(|rt| rt.check.evaluated() && rt.check.live)
             .map(|rt| rt.check.target.as_str())
     }
 
@@ -366,7 +367,7 @@ impl Engine {
         let generation = self.index.generation() + 1;
         let live = self.slots.iter().enumerate().filter_map(|(i, s)| {
             s.as_ref()
-                .filter(|rt| rt.check.enabled && rt.check.live)
+                .filter(|rt| rt.check.evaluated() && rt.check.live)
                 .map(|rt| (i as Slot, rt.check.target.as_str()))
         });
         let (index, errors) = PatternIndex::build(live, generation);
@@ -513,7 +514,17 @@ impl Engine {
             Command::Upsert(check, reply) => {
                 let mut check = *check;
                 let result = async {
-                    validate(&check)?;
+                    check.problem = problem(&check).map(Into::into);
+                    let had_problem = self
+                        .rt(&check.id)
+                        .is_some_and(|rt| rt.check.problem.is_some());
+                    if check.problem.is_some() && check.enabled && !check.target.trim().is_empty() {
+                        // Stored as Seyren would, and shown as broken.
+                        check.state = AlertType::Exception;
+                    } else if had_problem && check.state == AlertType::Exception {
+                        // Fixed: evaluated from scratch, as a new check.
+                        check.state = AlertType::Ok;
+                    }
                     if check.id.is_empty() {
                         check.id = new_id();
                     }
