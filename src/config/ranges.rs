@@ -196,6 +196,17 @@ impl Validator<'_> {
             7 * DAY_SECS,
         );
         self.range("notify.timeout_secs", n.timeout_secs, 1, 3_600);
+        self.range("notify.irccat_port", n.irccat_port, 1, 65_535);
+        self.range("notify.snmp_port", n.snmp_port, 1, 65_535);
+        if crate::notify::snmp::parse_oid(&n.snmp_oid).is_err() {
+            self.issue_at(
+                "notify.snmp_oid",
+                format!(
+                    "{:?} is not a dotted OID such as 1.3.6.1.4.1.32473.1",
+                    n.snmp_oid
+                ),
+            );
+        }
         self.range_usize("notify.concurrency", n.concurrency, 1, 10_000);
         self.range_usize(
             "notify.per_destination_concurrency",

@@ -223,7 +223,7 @@ fn seyren_environment_overrides_the_file() {
 fn limits_out_of_range_and_unknown_keys_are_all_reported() {
     let text = "[listen]\nmax_line_bytes = 0\nmax_datagram_bytes = 18446744073709551615\nbogus = 1\n\
                 [admin]\napi_base_path = \"/\"\n[relay]\nqueue_max_line = 5\nmax_write_bytes = 1000000000000\n\
-                [notify]\nconcurrency = 4\ntimezone = \"Mars/Olympus\"\n";
+                [notify]\nconcurrency = 4\ntimezone = \"Mars/Olympus\"\nsnmp_port = 0\nsnmp_oid = \"1.x\"\n";
     let got = issues(text);
     let want = [
         "t.toml:2: listen.max_line_bytes: 0 is out of range",
@@ -233,6 +233,8 @@ fn limits_out_of_range_and_unknown_keys_are_all_reported() {
         "t.toml:8: relay.queue_max_line: unknown field",
         "t.toml:9: relay.max_write_bytes: 1000000000000 is out of range",
         "t.toml:12: notify.timezone: unknown time zone",
+        "t.toml:13: notify.snmp_port: 0 is out of range",
+        "t.toml:14: notify.snmp_oid: \"1.x\" is not a dotted OID",
     ];
     for w in want {
         assert!(

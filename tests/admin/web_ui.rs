@@ -187,5 +187,25 @@ async fn a_check_created_in_the_ui_turns_red_on_breaching_points() {
     // The list shows it too.
     b.eval("location.hash = '#/checks'; true").await;
     b.wait_for("document.querySelector('#checks')?.innerText.includes('web errors') && document.querySelector('#checks').innerText.includes('ERROR')").await;
+
+    // A check stored as Seyren would store it, without a target, is
+    // marked as not evaluated in the list and says why on its page.
+    let resp = reqwest::Client::new()
+        .post(format!("http://{admin}/api/checks"))
+        .header("content-type", "application/json")
+        .body(r#"{"name": "half done", "warn": 1, "error": 2}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
+    let loc = resp.headers()["location"].to_str().unwrap().to_string();
+    let id = loc.rsplit('/').next().unwrap();
+    b.eval("location.hash = '#/checks?'; location.hash = '#/checks'; true")
+        .await;
+    b.wait_for("[...document.querySelectorAll('#checks tr')].some(r => r.innerText.includes('half done') && r.innerText.includes('not evaluated'))").await;
+    b.eval(&format!("location.hash = '#/checks/{id}'; true"))
+        .await;
+    b.wait_for("document.querySelector('#problem')?.innerText.includes('no target')")
+        .await;
     app.shutdown().await;
 }
