@@ -1,5 +1,6 @@
 //! The `carbonwatch` command: parses arguments and calls the library.
 
+mod import;
 mod loadgen;
 
 use std::io::{BufRead, Write};
@@ -39,6 +40,11 @@ enum Command {
         /// The TOML config file.
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Copy checks from another alerter into a running carbonwatch.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
     },
     /// Send a generated load through a relay and count what reaches the sinks.
     Bench {
@@ -120,6 +126,24 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ImportSource {
+    /// Every check of a running Seyren, with its subscriptions and ids,
+    /// through both REST APIs; a second run changes nothing.
+    Seyren {
+        /// Seyren's API base, e.g. http://seyren:8080/seyren/api.
+        #[arg(long)]
+        from: String,
+        /// carbonwatch's API base (its token, if any, from
+        /// CARBONWATCH_API_TOKEN).
+        #[arg(long, default_value = "http://127.0.0.1:8080/api")]
+        to: String,
+        /// Report what would be created; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
 /// `LABEL=TARGET,SINK[,PID]`.
 fn parse_side(s: &str) -> Result<loadgen::Side, String> {
     let (label, rest) = s
@@ -169,6 +193,37 @@ fn main() -> anyhow::Result<()> {
                 };
                 writeln!(out, "{}", config.router.explain(name))?;
             }
+            Ok(())
+        }
+        Command::Import {
+            source: ImportSource::Seyren { from, to, dry_run },
+        } => {
+            let opts = import::ImportOptions {
+                from,
+                to,
+                token: std::env::var("CARBONWATCH_API_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty()),
+                dry_run,
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(import::import_seyren(&opts))?;
+            let verb = if dry_run { "would create" } else { "created" };
+            for (id, name) in &report.created {
+                println!("{verb} {id} {name:?}");
+            }
+            for p in &report.problems {
+                println!("not carried over: {p}");
+            }
+            for n in &report.notes {
+                println!("note: {n}");
+            }
+            println!(
+                "{} {verb}, {} unchanged, {} not carried over",
+                report.created.len(),
+                report.unchanged,
+                report.problems.len()
+            );
             Ok(())
         }
         Command::Run { config } => {

@@ -155,7 +155,19 @@ pub async fn list_checks(
     Ok(envelope(&page, items, start, total))
 }
 
+/// Whether a client's id can be kept: what Seyren's ids and ours look like
+/// (1 to 64 letters, digits, `-` and `_`).
+fn acceptable_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// `POST /checks`: 201 with `Location`; a missing state becomes OK.
+/// Extension: an id in the body that is well formed and not in use is
+/// kept (so `carbonwatch import seyren` keeps Seyren's ids); otherwise the
+/// check gets a new one, as in Seyren.
 pub async fn create_check(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
@@ -167,7 +179,10 @@ pub async fn create_check(
     if doc.get("state").map_or(true, Value::is_null) {
         check.state = AlertType::Ok;
     }
-    check.id = new_id();
+    let keep = acceptable_id(&check.id) && ctx.alerts()?.engine.check(&check.id).await?.is_none();
+    if !keep {
+        check.id = new_id();
+    }
     let check = ctx.alerts()?.engine.upsert(check).await?;
     let loc = location(&ctx, &headers, &format!("/checks/{}", check.id));
     Ok((StatusCode::CREATED, [(header::LOCATION, loc)]).into_response())

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod guards;
+mod import;
 mod web_ui;
 
 use std::sync::{Arc, Mutex};
