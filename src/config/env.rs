@@ -38,6 +38,7 @@ impl Config {
             (&mut n.slack_token, &["SLACK_TOKEN"][..]),
             (&mut n.slack_api_url, &["SLACK_API_URL"]),
             (&mut n.pagerduty_url, &["PAGERDUTY_API_URL"]),
+            (&mut n.pagerduty_events_api, &["PAGERDUTY_EVENTS_API"]),
             (
                 &mut n.hipchat_baseurl,
                 &["HIPCHAT_BASEURL", "HIPCHAT_BASE_URL"],

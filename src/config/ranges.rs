@@ -198,6 +198,12 @@ impl Validator<'_> {
         self.range("notify.timeout_secs", n.timeout_secs, 1, 3_600);
         self.range("notify.irccat_port", n.irccat_port, 1, 65_535);
         self.range("notify.snmp_port", n.snmp_port, 1, 65_535);
+        if !matches!(n.pagerduty_events_api.as_str(), "v1" | "v2") {
+            self.issue_at(
+                "notify.pagerduty_events_api",
+                format!("{:?} is neither \"v1\" nor \"v2\"", n.pagerduty_events_api),
+            );
+        }
         if crate::notify::snmp::parse_oid(&n.snmp_oid).is_err() {
             self.issue_at(
                 "notify.snmp_oid",

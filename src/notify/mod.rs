@@ -156,8 +156,10 @@ pub struct NotifyConfig {
     /// Comma-separated emojis prefixed to the text, one per state in the
     /// order UNKNOWN, OK, WARN, ERROR, EXCEPTION (`SLACK_EMOJIS`).
     pub slack_emojis: String,
-    /// PagerDuty Events API base URL.
+    /// PagerDuty Events API base URL (`PAGERDUTY_API_URL`).
     pub pagerduty_url: String,
+    /// `v1`, Seyren's Events API call, or `v2` (`PAGERDUTY_EVENTS_API`).
+    pub pagerduty_events_api: String,
     /// Alertmanager base URL for ALERTMANAGER subscriptions whose target is
     /// empty.
     pub alertmanager_url: String,
@@ -268,6 +270,7 @@ impl Default for NotifyConfig {
             slack_icon_url: String::new(),
             slack_emojis: String::new(),
             pagerduty_url: "https://events.pagerduty.com".into(),
+            pagerduty_events_api: "v1".into(),
             alertmanager_url: "http://localhost:9093".into(),
             slack_token: String::new(),
             slack_api_url: "https://slack.com/api".into(),
@@ -551,6 +554,59 @@ mod tests {
             text,
             "*ERROR* ssh [http://cw/#/checks/c1]\n> failed logins\n```\nauth.web1.failed = 12 (WARN to ERROR)\n```\n#error <!channel>"
         );
+    }
+
+    #[test]
+    fn pagerduty_v1_is_seyrens_create_event() {
+        let pd = pagerduty::PagerDutyNotifier::new(reqwest::Client::new(), (&cfg()).into());
+        let r = pd
+            .event_v1(&notification(
+                SubscriptionType::Pagerduty,
+                "svc",
+                AlertType::Warn,
+            ))
+            .unwrap();
+        assert_eq!(
+            r.url,
+            "https://events.pagerduty.com/generic/2010-04-15/create_event.json"
+        );
+        let request::Body::Json(b) = &r.body else {
+            panic!("JSON")
+        };
+        assert_eq!(
+            (
+                &b["service_key"],
+                &b["event_type"],
+                &b["incident_key"],
+                &b["client"]
+            ),
+            (
+                &serde_json::json!("svc"),
+                &serde_json::json!("trigger"),
+                &serde_json::json!("MonitoringAlerts_c1"),
+                &serde_json::json!("Seyren")
+            )
+        );
+        assert_eq!(b["description"], "Check 'ssh' has exceeded its threshold.");
+        let check: serde_json::Value =
+            serde_json::from_str(b["details"]["CHECK"].as_str().unwrap()).unwrap();
+        assert_eq!(check["allow_no_data"], false, "snake_case: {check}");
+        let alerts: serde_json::Value =
+            serde_json::from_str(b["details"]["ALERTS"].as_str().unwrap()).unwrap();
+        assert_eq!(alerts[0]["to_type"], "WARN");
+        assert_eq!(b["details"]["SEYREN_URL"], "http://cw");
+        let ok = pd
+            .event_v1(&notification(
+                SubscriptionType::Pagerduty,
+                "svc",
+                AlertType::Ok,
+            ))
+            .unwrap();
+        let request::Body::Json(ok) = &ok.body else {
+            panic!("JSON")
+        };
+        assert_eq!(ok["event_type"], "resolve");
+        assert_eq!(ok["description"], "Check 'ssh' has been resolved.");
     }
 
     #[test]

@@ -417,7 +417,7 @@ async fn partial_checks_and_subscriptions_are_taken_as_seyren_takes_them() {
 async fn the_test_endpoint_sends_through_every_type() {
     use carbonwatch::check::SubscriptionType;
     let service = common::Receiver::start().await;
-    service.set_answer(r#"{"ok": true, "data": []}"#);
+    service.set_answer(r#"{"ok": true, "status": "success", "data": []}"#);
     let irccat = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let irccat_port = irccat.local_addr().unwrap().port();
     let lines = Arc::new(Mutex::new(Vec::new()));

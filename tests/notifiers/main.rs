@@ -147,9 +147,9 @@ const STATES: [AlertType; 3] = [AlertType::Warn, AlertType::Error, AlertType::Ok
 /// the service received for each.
 async fn each_state(kind: SubscriptionType) -> Vec<(AlertType, Vec<Recorded>)> {
     let r = Receiver::start().await;
-    if kind == SubscriptionType::Slack {
-        r.set_answer(r#"{"ok": true}"#);
-    }
+    // Slack's Web API and PagerDuty's v1 say in the body whether they
+    // took the message.
+    r.set_answer(r#"{"ok": true, "status": "success"}"#);
     let notifiers = Notifiers::new(&cfg(&r.url()), &SmtpConfig::default());
     let mut out = Vec::new();
     for state in STATES {
@@ -494,6 +494,40 @@ async fn slack_with_a_token_uses_chat_post_message_and_reads_its_answer() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("channel_not_found"), "{e}");
+}
+
+#[tokio::test]
+async fn pagerduty_speaks_seyrens_v1_and_reads_its_answer() {
+    for (state, reqs) in each_state(SubscriptionType::Pagerduty).await {
+        let r = one(&reqs);
+        assert_eq!(
+            (r.method.as_str(), r.target.as_str()),
+            ("POST", "/generic/2010-04-15/create_event.json")
+        );
+        let b = is_json(r);
+        let (event, description) = match state {
+            AlertType::Ok => ("resolve", "Check 'ssh' has been resolved."),
+            _ => ("trigger", "Check 'ssh' has exceeded its threshold."),
+        };
+        assert_eq!(
+            (&b["service_key"], &b["event_type"], &b["description"]),
+            (&json!("pd-key"), &json!(event), &json!(description))
+        );
+        assert_eq!(b["incident_key"], "MonitoringAlerts_c1");
+        assert_eq!(
+            (&b["client"], &b["client_url"]),
+            (&json!("Seyren"), &json!(CHECK_URL))
+        );
+        assert_eq!(b["details"]["STATE"], state.as_str());
+    }
+    let r = Receiver::start().await;
+    r.set_answer(r#"{"status": "invalid event", "message": "Event object is invalid"}"#);
+    let n = notification(SubscriptionType::Pagerduty, "pd-key", AlertType::Error);
+    let e = Notifiers::new(&cfg(&r.url()), &SmtpConfig::default())
+        .send(&n)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("Event object is invalid"), "{e}");
 }
 
 #[tokio::test]
