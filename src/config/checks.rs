@@ -55,6 +55,10 @@ fn read(mut table: toml::Table) -> Result<Check, String> {
             s.id = crate::alert::config_check_id(&format!("{}\u{0}{j}", check.id));
         }
     }
+    if let Some(j) = check.subscriptions.iter().position(|s| s.kind.is_none()) {
+        // The API keeps Seyren's typeless `{}`; a file means something.
+        return Err(format!("subscription[{j}] needs a type"));
+    }
     crate::alert::validate(&check).map_err(|e| e.to_string())?;
     Ok(check)
 }

@@ -98,6 +98,13 @@ fn checks_take_defaults_and_report_errors_by_table() {
         "{}",
         got[0]
     );
+    let typeless = text.replace("type = \"HTTP\"\n", "");
+    let got = issues(&typeless);
+    assert!(
+        got.iter()
+            .any(|g| g.contains("check[0]: subscription[0] needs a type")),
+        "{got:?}"
+    );
     let ok = text.replace(
         "[[check]]\nname = \"no thresholds\"\ntarget = \"a.b\"\n",
         "",
