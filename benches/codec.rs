@@ -98,7 +98,7 @@ fn hostile(c: &mut Criterion) {
     });
     let mut bomb = b"\x80\x02]q\x00(X".to_vec();
     bomb.extend_from_slice(&200_000u32.to_le_bytes());
-    bomb.extend(std::iter::repeat(b'a').take(200_000));
+    bomb.extend(std::iter::repeat_n(b'a', 200_000));
     bomb.extend_from_slice(b"q\x01J\x00\xf1SeK\x01\x86q\x02\x86");
     while bomb.len() < (1 << 20) - 16 {
         bomb.extend_from_slice(b"h\x01h\x02\x86");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the formatting and lint checks and the whole test suite, including the tests that need real programs
 # (Debian's graphite-carbon, carbon-c-relay, python3-whisper, python3-aiosmtpd,
-# prometheus-alertmanager, graphite-web, chromium, snmptrapd). Installs
+# prometheus-alertmanager, graphite-web, chromium, snmptrapd, systemd,
+# man-db; the package tests install cargo-deb). Installs
 # those packages first when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,9 @@ command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 /usr/bin/python3 -c 'import graphite.finders' 2>/dev/null || need+=(graphite-web)
 command -v chromium >/dev/null || need+=(chromium)
 command -v snmptrapd >/dev/null || [ -x /usr/sbin/snmptrapd ] || need+=(snmptrapd)
+# The package tests: dpkg-deb comes with dpkg; systemd-analyze and man.
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v man >/dev/null || need+=(man-db)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -437,11 +437,22 @@ pub async fn run(path: &Path) -> Result<ShutdownReport, StartError> {
     let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    // Ports are bound and spools open: tell systemd, and keep its watchdog
+    // fed from this runtime.
+    let service = crate::service::Service::from_env();
+    service.ready();
+    let watchdog = CancellationToken::new();
+    let feeding = tokio::spawn(service.run(app.relay.clone(), watchdog.clone()));
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                if let Err(e) = app.reload(path).await {
-                    tracing::error!(error = %e, "Reload refused; keeping the running config.");
+                service.reloading();
+                match app.reload(path).await {
+                    Ok(()) => service.reloaded("reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "Reload refused; keeping the running config.");
+                        service.reloaded("reload refused; running the previous config");
+                    }
                 }
             }
             _ = term.recv() => break,
@@ -449,5 +460,9 @@ pub async fn run(path: &Path) -> Result<ShutdownReport, StartError> {
         }
     }
     tracing::info!("Shutting down.");
-    Ok(app.shutdown().await)
+    service.stopping();
+    let report = app.shutdown().await;
+    watchdog.cancel();
+    let _ = feeding.await;
+    Ok(report)
 }

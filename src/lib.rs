@@ -17,7 +17,8 @@
 //! Underneath: [`check`] (the vocabulary of alerting: checks, alerts,
 //! notifications, the storage port) and [`stats`] (shared counters), which
 //! import no stage. Above: [`config`] (the file, whose sections belong to
-//! the stages) and [`app`] (wiring, reload, shutdown). Imports only go
+//! the stages), [`app`] (wiring, reload, shutdown) and [`service`]
+//! (systemd readiness, status and watchdog). Imports only go
 //! down: `listen` drives `codec` and `relay`; `alert` reads the relay's tap
 //! and names no store or notifier. ARCHITECTURE.md has the full map, its
 //! invariants and the walk of one metric.
@@ -34,6 +35,7 @@ pub mod notify;
 pub mod poll;
 pub mod relay;
 pub mod route;
+pub mod service;
 pub mod stats;
 pub mod store;
 
@@ -69,6 +71,7 @@ mod layering {
         ("notify", &["check", "stats"]),
         ("store", &["check", "stats"]),
         ("poll", &["alert", "check", "stats"]),
+        ("service", &["relay"]),
         (
             "api",
             &[

@@ -2,6 +2,7 @@
 
 mod import;
 mod loadgen;
+mod manual;
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -13,12 +14,23 @@ use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
-    version,
+    name = "carbonwatch",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CARBONWATCH_COMMIT"), ")"),
     about = "A Graphite-protocol streaming proxy with inline alerting"
 )]
 struct Cli {
+    /// Log lines as text (coloured on a terminal, journald-friendly under
+    /// systemd) or as one JSON object a line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -40,6 +52,18 @@ enum Command {
         /// The TOML config file.
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Write the man pages: carbonwatch(1), one per subcommand, and
+    /// carbonwatch.toml(5).
+    Man {
+        /// The directory to write them to.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Copy checks from another alerter into a running carbonwatch.
     Import {
@@ -170,13 +194,22 @@ fn parse_side(s: &str) -> Result<loadgen::Side, String> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    carbonwatch::service::init_logging(match cli.log_format {
+        LogFormat::Text => carbonwatch::service::LogFormat::Text,
+        LogFormat::Json => carbonwatch::service::LogFormat::Json,
+    });
     match cli.command {
+        Command::Man { out } => {
+            use clap::CommandFactory;
+            for page in manual::write_pages(Cli::command(), &out)? {
+                println!("{}", out.join(page).display());
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            manual::completions(&mut Cli::command(), shell)
+        }
         Command::CheckConfig { config } => {
             carbonwatch::config::Config::load(&config)?;
             println!("{}: ok", config.display());

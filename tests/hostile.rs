@@ -47,7 +47,7 @@ fn item_frame(name: &str) -> Vec<u8> {
 fn memo_bomb() -> Vec<u8> {
     let mut p = b"\x80\x02]q\x00(X".to_vec();
     p.extend_from_slice(&200_000u32.to_le_bytes());
-    p.extend(std::iter::repeat(b'a').take(200_000));
+    p.extend(std::iter::repeat_n(b'a', 200_000));
     p.extend_from_slice(b"q\x01J\x00\xf1SeK\x01\x86q\x02\x86");
     while p.len() < (1 << 20) - 16 {
         p.extend_from_slice(b"h\x01h\x02\x86");

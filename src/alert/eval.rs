@@ -338,7 +338,7 @@ impl SeriesState {
 
 /// Inserts a sample in timestamp order; an equal timestamp replaces.
 fn insert_sample(samples: &mut VecDeque<(i64, f64)>, ts: i64, value: f64) {
-    if !samples.back().is_some_and(|&(t, _)| t >= ts) {
+    if samples.back().is_none_or(|&(t, _)| t < ts) {
         samples.push_back((ts, value));
         return;
     }

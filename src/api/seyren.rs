@@ -131,7 +131,7 @@ pub async fn list_checks(
     let mut checks = ctx.alerts()?.engine.checks().await?;
     checks.sort_by(|a, b| a.name.cmp(&b.name));
     checks.retain(|c| {
-        enabled.map_or(true, |e| c.enabled == e)
+        enabled.is_none_or(|e| c.enabled == e)
             && if !states.is_empty() {
                 states.contains(&c.state)
             } else if !filters.is_empty() {
@@ -176,7 +176,7 @@ pub async fn create_check(
     let doc: Value = parse_json(&body)?;
     let mut check: Check = serde_json::from_value(doc.clone())
         .map_err(|e| ApiError::bad(format!("invalid check: {e}")))?;
-    if doc.get("state").map_or(true, Value::is_null) {
+    if doc.get("state").is_none_or(Value::is_null) {
         check.state = AlertType::Ok;
     }
     let keep = acceptable_id(&check.id) && ctx.alerts()?.engine.check(&check.id).await?.is_none();

@@ -52,7 +52,7 @@ pub fn line_of_path(text: &str, path: &str) -> usize {
             if name == whole {
                 return n + 1;
             }
-            inside = name == header && index.map_or(true, |i| i == this);
+            inside = name == header && index.is_none_or(|i| i == this);
         } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
             let name = name.trim();
             if name == whole {

@@ -149,7 +149,37 @@ impl Config {
         let mut config = Config::parse(&text, path)?;
         config.apply_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
         config.require_auth_off_loopback(&text)?;
+        // systemd's StateDirectory= (the first, if several).
+        let state = std::env::var_os("STATE_DIRECTORY")
+            .and_then(|v| std::env::split_paths(&v).next())
+            .filter(|p| !p.as_os_str().is_empty());
+        config.resolve_paths(state.as_deref());
         Ok(config)
+    }
+
+    /// Makes the file's relative paths absolute, never against the current
+    /// directory: what carbonwatch writes (`[alerting] store`, `[relay]
+    /// spool_dir`) goes under `state_dir` when systemd gives one, else
+    /// beside the config file; what it reads (`[admin] tls_cert_file`,
+    /// `tls_key_file`) is beside the config file.
+    pub fn resolve_paths(&mut self, state_dir: Option<&Path>) {
+        let file_dir = self
+            .path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let state_dir = state_dir.map_or(file_dir.clone(), Path::to_path_buf);
+        let resolve = |p: &mut String, base: &Path| {
+            // URLs (a future database) and absolute paths stay.
+            if !p.is_empty() && !p.contains("://") && Path::new(p.as_str()).is_relative() {
+                *p = base.join(p.as_str()).display().to_string();
+            }
+        };
+        resolve(&mut self.alerting.store, &state_dir);
+        resolve(&mut self.relay.spool_dir, &state_dir);
+        resolve(&mut self.admin_http.tls_cert_file, &file_dir);
+        resolve(&mut self.admin_http.tls_key_file, &file_dir);
     }
 
     /// An admin port reachable from the network must have a token (the

@@ -335,3 +335,38 @@ fn checks_read_piece_by_piece_match_the_whole_document() {
     assert_eq!(a.checks[0].subscriptions[0].target, "http://hook");
     assert!(!a.checks[0].subscriptions[0].id.is_empty());
 }
+
+#[test]
+fn relative_paths_resolve_beside_the_file_or_under_the_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cw.toml");
+    std::fs::write(
+        &path,
+        "[alerting]\nstore = \"state/cw.db\"\n[relay]\nspool_dir = \"spool\"\n\
+         [admin]\ntls_cert_file = \"tls/cert.pem\"\ntls_key_file = \"/etc/key.pem\"\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let mut c = Config::parse(&text, &path).unwrap();
+    c.resolve_paths(None);
+    assert_eq!(
+        c.alerting.store,
+        base.join("state/cw.db").display().to_string()
+    );
+    assert_eq!(c.relay.spool_dir, base.join("spool").display().to_string());
+    assert_eq!(
+        c.admin_http.tls_cert_file,
+        base.join("tls/cert.pem").display().to_string()
+    );
+    assert_eq!(c.admin_http.tls_key_file, "/etc/key.pem", "absolute stays");
+    let mut c = Config::parse(&text, &path).unwrap();
+    c.resolve_paths(Some(std::path::Path::new("/var/lib/carbonwatch")));
+    assert_eq!(c.alerting.store, "/var/lib/carbonwatch/state/cw.db");
+    assert_eq!(c.relay.spool_dir, "/var/lib/carbonwatch/spool");
+    assert_eq!(
+        c.admin_http.tls_cert_file,
+        base.join("tls/cert.pem").display().to_string(),
+        "what is read stays beside the file"
+    );
+}

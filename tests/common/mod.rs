@@ -549,6 +549,26 @@ pub async fn send(app: &carbonwatch::app::App, lines: &str) {
 }
 
 pub mod receiver;
+
+/// The service-manager notifications (`NOTIFY_SOCKET` datagrams) read from
+/// `sock` until one has the line `want`; panics after a minute. `sock`
+/// needs a read timeout.
+pub fn notifications_until(sock: &std::os::unix::net::UnixDatagram, want: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+            let done = msg.lines().any(|l| l == want);
+            seen.push(msg);
+            if done {
+                return seen;
+            }
+        }
+    }
+    panic!("no {want} in {seen:?}");
+}
 #[allow(unused_imports)]
 pub use receiver::{Receiver, Recorded};
 

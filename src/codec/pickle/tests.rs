@@ -20,7 +20,7 @@ mod hostile {
     pub fn memo_bomb(name_len: usize, n: usize) -> Vec<u8> {
         let mut f = b"\x80\x02]q\x00(X".to_vec();
         f.extend_from_slice(&(name_len as u32).to_le_bytes());
-        f.extend(std::iter::repeat(b'a').take(name_len));
+        f.extend(std::iter::repeat_n(b'a', name_len));
         f.extend_from_slice(b"q\x01J\x00\xf1SeK\x01\x86q\x02\x86");
         while f.len() < n {
             f.extend_from_slice(b"h\x01h\x02\x86");
@@ -48,7 +48,7 @@ mod hostile {
     /// Tuples nested one inside the next.
     pub fn nested_tuples(n: usize) -> Vec<u8> {
         let mut f = b")".to_vec();
-        f.extend(std::iter::repeat(0x85u8).take(n));
+        f.extend(std::iter::repeat_n(0x85u8, n));
         f.push(b'.');
         f
     }
@@ -56,7 +56,7 @@ mod hostile {
     /// Lists nested one inside the next through MARKs.
     pub fn nested_lists(n: usize) -> Vec<u8> {
         let mut f = vec![b'('; n / 2];
-        f.extend(std::iter::repeat(b'l').take(n / 2));
+        f.extend(std::iter::repeat_n(b'l', n / 2));
         f.push(b'.');
         f
     }
@@ -80,7 +80,7 @@ mod hostile {
         while f.len() < n {
             f.push(b'X');
             f.extend_from_slice(&(name_len as u32).to_le_bytes());
-            f.extend(std::iter::repeat(b'n').take(name_len));
+            f.extend(std::iter::repeat_n(b'n', name_len));
             f.extend_from_slice(b"K\x01K\x02\x86\x86");
         }
         f.extend_from_slice(b"e.");
