@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use carbonwatch::check::SubscriptionType;
 use serde_json::Value;
 
 /// Where to read, where to write, and whether to write at all.
@@ -47,25 +48,6 @@ const DEFINITION: [&str; 10] = [
     "enabled",
     "live",
     "allowNoData",
-];
-
-/// Seyren's subscription types, which carbonwatch all has.
-const TYPES: [&str; 15] = [
-    "EMAIL",
-    "PAGERDUTY",
-    "HIPCHAT",
-    "HUBOT",
-    "FLOWDOCK",
-    "HTTP",
-    "IRCCAT",
-    "PUSHOVER",
-    "LOGGER",
-    "SNMP",
-    "SLACK",
-    "TWILIO",
-    "VICTOROPS",
-    "OPSGENIE",
-    "BIGPANDA",
 ];
 
 /// Thresholds compare as numbers: Seyren writes `"1.0"` where carbonwatch
@@ -157,7 +139,7 @@ pub async fn import_seyren(opts: &ImportOptions) -> anyhow::Result<Report> {
             subs.retain(|s| {
                 let kind = s["type"].as_str();
                 let known = match kind {
-                    Some(k) => TYPES.contains(&k),
+                    Some(k) => SubscriptionType::ALL.iter().any(|t| t.as_str() == k),
                     None => true,
                 };
                 if !known {

@@ -6,8 +6,8 @@ use serde_json::json;
 
 use crate::check::model::{Subscription, SubscriptionType};
 use crate::check::NewNotification;
-use crate::notify::message::{alert_lines, title};
-use crate::notify::request::{is_url, Request};
+use crate::notify::message::{alert_lines, title, webhook_url};
+use crate::notify::request::Request;
 use crate::notify::{Delivery, Links, Notifier, NotifyConfig, NotifyError};
 
 /// Series listed in one message.
@@ -53,12 +53,7 @@ impl MattermostNotifier {
 
     /// The request.
     pub fn request(&self, n: &NewNotification) -> Result<Request, NotifyError> {
-        let url = n.subscription.target.trim();
-        if !is_url(url) {
-            return Err(NotifyError::NotConfigured(
-                "a MATTERMOST target is the incoming webhook's URL",
-            ));
-        }
+        let url = webhook_url(n, "a MATTERMOST target is the incoming webhook's URL")?;
         Ok(Request::json(url, json!({ "text": self.text(n) })))
     }
 

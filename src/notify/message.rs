@@ -28,17 +28,34 @@ fn threshold(t: &Option<Threshold>) -> &str {
     t.as_ref().map_or("none", |t| t.text.as_str())
 }
 
-/// `"auth.web1.failed: WARN → ERROR, value 12 (warn 5, error 10)"`.
-pub fn alert_line(a: &Alert) -> String {
+/// `"WARN → ERROR, value 12 (warn 5, error 10)"`: one series' change.
+pub fn change(a: &Alert) -> String {
     format!(
-        "{}: {} → {}, value {} (warn {}, error {})",
-        a.target,
+        "{} → {}, value {} (warn {}, error {})",
         a.from_type,
         a.to_type,
         value(a.value),
         threshold(&a.warn),
         threshold(&a.error)
     )
+}
+
+/// `"auth.web1.failed: WARN → ERROR, value 12 (warn 5, error 10)"`.
+pub fn alert_line(a: &Alert) -> String {
+    format!("{}: {}", a.target, change(a))
+}
+
+/// A subscription target that must be a webhook's URL, or why not.
+pub fn webhook_url<'a>(
+    n: &'a NewNotification,
+    what: &'static str,
+) -> Result<&'a str, crate::notify::NotifyError> {
+    let url = n.subscription.target.trim();
+    if crate::notify::request::is_url(url) {
+        Ok(url)
+    } else {
+        Err(crate::notify::NotifyError::NotConfigured(what))
+    }
 }
 
 /// Every alert's line, one per line; at most `max` of them, then how many

@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use crate::check::model::{Subscription, SubscriptionType};
 use crate::check::NewNotification;
-use crate::notify::message::{colour, display_name, title, value};
-use crate::notify::request::{is_url, Request};
+use crate::notify::message::{change, colour, display_name, title, webhook_url};
+use crate::notify::request::Request;
 use crate::notify::{Delivery, Links, Notifier, NotifyConfig, NotifyError};
 
 /// Series listed as facts in one card.
@@ -49,13 +49,9 @@ impl MsTeamsNotifier {
             .iter()
             .take(MAX_FACTS)
             .map(|a| {
-                let t = |x: &Option<crate::check::model::Threshold>| {
-                    x.as_ref().map_or("none".to_string(), |t| t.text.clone())
-                };
                 json!({
                     "name": a.target,
-                    "value": format!("{} → {}, value {} (warn {}, error {})",
-                        a.from_type, a.to_type, value(a.value), t(&a.warn), t(&a.error)),
+                    "value": change(a),
                 })
             })
             .collect();
@@ -80,12 +76,7 @@ impl MsTeamsNotifier {
 
     /// The request.
     pub fn request(&self, n: &NewNotification) -> Result<Request, NotifyError> {
-        let url = n.subscription.target.trim();
-        if !is_url(url) {
-            return Err(NotifyError::NotConfigured(
-                "an MSTEAMS target is the incoming webhook's URL",
-            ));
-        }
+        let url = webhook_url(n, "an MSTEAMS target is the incoming webhook's URL")?;
         Ok(Request::json(url, self.card(n)))
     }
 
