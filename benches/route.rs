@@ -4,6 +4,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 
 use carbonwatch::config::Config;
+use carbonwatch::route::memo::RouteMemo;
 use carbonwatch::route::Routes;
 
 fn router(cluster: &str, rules: &str) -> Config {
@@ -70,5 +71,39 @@ fn clusters(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, clusters);
+/// Routes remembered per name, as a connection's dispatcher does: 10,000
+/// and 100,000 names, each pass in a new order, against routing each.
+fn remembered(c: &mut Criterion) {
+    let mut g = c.benchmark_group("route remembered");
+    for count in [10_000usize, 100_000] {
+        let mut names: Vec<String> = (0..count)
+            .map(|i| format!("servers.web{:05}.cpu.core{}.user", i / 16, i % 16))
+            .collect();
+        // A fixed shuffle (xorshift), so runs compare.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for i in (1..names.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            names.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        g.throughput(Throughput::Elements(names.len() as u64));
+        for kind in ["carbon_ch", "jump_fnv1a_ch"] {
+            let config = router(&cluster(kind, 3, 1), MATCH_ALL);
+            let mut routes = Routes::default();
+            let mut memo = RouteMemo::new(262_144, 1);
+            g.bench_function(format!("{kind} x3, {count} names"), |b| {
+                b.iter(|| {
+                    for name in &names {
+                        memo.route(&config.router, black_box(name), &|_| true, &mut routes);
+                        black_box(&routes.targets);
+                    }
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, clusters, remembered);
 criterion_main!(benches);

@@ -117,7 +117,8 @@ enum Command {
     },
     /// Compare the throughput of running relays in short alternating segments.
     BenchCompare {
-        /// A relay: LABEL=TARGET,SINK[,PID]. The first is the baseline.
+        /// A relay: LABEL=TARGET,SINK[+SINK...][,PID], with a SINK per
+        /// destination. The first is the baseline.
         #[arg(long = "side", required = true, value_parser = parse_side)]
         sides: Vec<loadgen::Side>,
         /// Client connections to each relay.
@@ -172,14 +173,19 @@ enum ImportSource {
 fn parse_side(s: &str) -> Result<loadgen::Side, String> {
     let (label, rest) = s
         .split_once('=')
-        .ok_or("expected LABEL=TARGET,SINK[,PID]")?;
+        .ok_or("expected LABEL=TARGET,SINK[+SINK...][,PID]")?;
     let mut parts = rest.split(',');
     let mut addr = |what: &str| -> Result<SocketAddr, String> {
         let v = parts.next().ok_or(format!("{what} missing"))?;
         v.parse().map_err(|e| format!("{what} {v:?}: {e}"))
     };
     let target = addr("TARGET")?;
-    let sink = addr("SINK")?;
+    let sinks = parts
+        .next()
+        .ok_or("SINK missing")?
+        .split('+')
+        .map(|v| v.parse().map_err(|e| format!("SINK {v:?}: {e}")))
+        .collect::<Result<_, String>>()?;
     let pid = parts
         .next()
         .map(|p| p.parse().map_err(|e| format!("PID {p:?}: {e}")))
@@ -187,7 +193,7 @@ fn parse_side(s: &str) -> Result<loadgen::Side, String> {
     Ok(loadgen::Side {
         label: label.to_string(),
         target,
-        sink,
+        sinks,
         pid,
     })
 }

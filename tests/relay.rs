@@ -595,3 +595,158 @@ async fn parsing_ahead_keeps_every_line_and_its_order() {
     }
     assert_eq!(got, want);
 }
+
+/// One line for each name, stamped `ts`.
+fn one_pass(names: &[String], ts: u32) -> Vec<u8> {
+    names
+        .iter()
+        .flat_map(|n| format!("{n} 1 {ts}\n").into_bytes())
+        .collect()
+}
+
+/// A connection remembers where each name goes (`route_cache_max_names`);
+/// a reload that changes the ring must move the names it remembered, on
+/// the same connection, to where the new ring puts them.
+#[tokio::test]
+async fn a_reload_moves_names_a_connection_remembered() {
+    let sinks = [
+        Sink::start().await,
+        Sink::start().await,
+        Sink::start().await,
+    ];
+    let dests: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .zip(&sinks)
+        .map(|(i, s)| format!("{}:{i}", s.addr))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let head = "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n[stats]\nenabled = false\n[alerting]\nstore = \"\"\n";
+    std::fs::write(
+        &path,
+        format!("{head}{}", cluster("carbon_ch", &dests[..2], "")),
+    )
+    .unwrap();
+    let mut app = App::start(carbonwatch::config::Config::load(&path).unwrap())
+        .await
+        .unwrap();
+    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..300).map(|i| format!("mem.host{i}.load")).collect();
+    let pass = |ts: u32| one_pass(&names, ts);
+    // Twice, so the second pass is answered from memory.
+    s.write_all(&pass(1)).await.unwrap();
+    s.write_all(&pass(2)).await.unwrap();
+    wait_until(Duration::from_secs(30), || {
+        sinks.iter().map(|s| s.lines().len()).sum::<usize>() == 600
+    })
+    .await;
+    let old = carbonwatch::config::Config::load(&path).unwrap().router;
+    std::fs::write(&path, format!("{head}{}", cluster("carbon_ch", &dests, ""))).unwrap();
+    app.reload(&path).await.unwrap();
+    let new = carbonwatch::config::Config::load(&path).unwrap().router;
+    s.write_all(&pass(3)).await.unwrap();
+    wait_until(Duration::from_secs(30), || {
+        sinks.iter().map(|s| s.lines().len()).sum::<usize>() == 900
+    })
+    .await;
+    let mut moved = 0;
+    for n in &names {
+        for (ts, router) in [(1, &old), (2, &old), (3, &new)] {
+            let line = format!("{n} 1 {ts}");
+            let want = router.explain(n);
+            let on: Vec<usize> = (0..3)
+                .filter(|&i| sinks[i].lines().contains(&line))
+                .collect();
+            assert_eq!(on.len(), 1, "{line} must land exactly once");
+            let inst = ["a", "b", "c"][on[0]];
+            assert!(
+                want.ends_with(&format!(":{inst}")),
+                "{line}: router says {want}"
+            );
+        }
+        moved += usize::from(new.explain(n) != old.explain(n));
+    }
+    assert!(moved > 30, "the new ring moves some names ({moved})");
+    s.shutdown().await.unwrap();
+    app.shutdown().await;
+}
+
+/// `any_of` answers are remembered per connection too, but only while no
+/// destination changes health: when one goes down, the names it had move
+/// to the others at once, and the rest stay where they were.
+#[tokio::test]
+async fn any_of_moves_remembered_names_off_a_destination_that_went_down() {
+    use tokio::io::AsyncReadExt;
+    let (a, b) = (Sink::start().await, Sink::start().await);
+    let c_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let c_addr = c_listener.local_addr().unwrap().to_string();
+    let dests = vec![a.addr.to_string(), b.addr.to_string(), c_addr.clone()];
+    let cfg = config(&cluster("any_of", &dests, ""));
+    let router = cfg.router.clone();
+    let app = App::start(cfg).await.unwrap();
+    let names: Vec<String> = (0..300).map(|i| format!("any.host{i}.load")).collect();
+    let on_c: Vec<&String> = names
+        .iter()
+        .filter(|n| router.explain(n).contains(&c_addr))
+        .collect();
+    assert!(on_c.len() > 30, "c takes a share ({})", on_c.len());
+    // c takes both passes, then goes away.
+    let want_c = 2 * on_c.len();
+    let c_task = tokio::spawn(async move {
+        let (mut s, _) = c_listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while got.iter().filter(|&&b| b == b'\n').count() < want_c {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        drop((s, c_listener));
+        String::from_utf8(got).unwrap()
+    });
+    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    let pass = |ts: u32| one_pass(&names, ts);
+    s.write_all(&pass(1)).await.unwrap();
+    s.write_all(&pass(2)).await.unwrap();
+    let c_lines = c_task.await.unwrap();
+    assert_eq!(c_lines.lines().count(), want_c);
+    wait_until(Duration::from_secs(30), || {
+        a.lines().len() + b.lines().len() == 600 - want_c
+    })
+    .await;
+    // Probe with one of c's names until the relay sees c is gone.
+    let relay = app.relay.clone();
+    let c = relay
+        .destinations()
+        .into_iter()
+        .find(|d| d.spec.address() == c_addr)
+        .unwrap();
+    let probe = format!("{} 1 3\n", on_c[0]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while c.is_healthy() {
+        assert!(std::time::Instant::now() < deadline, "c never marked down");
+        s.write_all(probe.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.write_all(&pass(4)).await.unwrap();
+    wait_until(Duration::from_secs(30), || {
+        let all: Vec<String> = a.lines().into_iter().chain(b.lines()).collect();
+        names.iter().all(|n| all.contains(&format!("{n} 1 4")))
+    })
+    .await;
+    let (la, lb) = (a.lines(), b.lines());
+    for n in &names {
+        let now = format!("{n} 1 4");
+        assert!(la.contains(&now) ^ lb.contains(&now), "{now} lands once");
+        if !on_c.contains(&n) {
+            let before = format!("{n} 1 1");
+            assert_eq!(la.contains(&now), la.contains(&before), "{n} stays put");
+        }
+    }
+    s.shutdown().await.unwrap();
+    app.shutdown().await;
+}

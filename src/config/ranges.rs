@@ -91,6 +91,12 @@ impl Validator<'_> {
         );
         self.range_usize("relay.max_write_bytes", r.max_write_bytes, 512, 64 * MIB);
         self.range_usize(
+            "relay.route_cache_max_names",
+            r.route_cache_max_names,
+            0,
+            1 << 24,
+        );
+        self.range_usize(
             "relay.connections_per_destination",
             r.connections_per_destination,
             1,

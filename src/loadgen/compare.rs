@@ -26,8 +26,9 @@ pub struct Side {
     pub label: String,
     /// Its plaintext TCP address.
     pub target: SocketAddr,
-    /// The address it forwards to; the bench listens there.
-    pub sink: SocketAddr,
+    /// The addresses it forwards to (its destinations); the bench listens
+    /// there and counts what all of them receive.
+    pub sinks: Vec<SocketAddr>,
     /// Its process, for CPU time per line.
     pub pid: Option<u32>,
 }
@@ -323,7 +324,7 @@ pub async fn compare(opts: CompareOptions) -> std::io::Result<CompareReport> {
     let mut rigs = Vec::with_capacity(opts.sides.len());
     for side in &opts.sides {
         rigs.push(Rig {
-            sink: Sink::bind(&[side.sink]).await?,
+            sink: Sink::bind(&side.sinks).await?,
             conns: Vec::new(),
             payloads: (0..connections)
                 .map(|c| match opts.churn_every {
@@ -342,11 +343,12 @@ pub async fn compare(opts: CompareOptions) -> std::io::Result<CompareReport> {
     // Each relay connects to its sink, perhaps after a reconnect backoff.
     let deadline = Instant::now() + Duration::from_secs(60);
     for (rig, side) in rigs.iter_mut().zip(&opts.sides) {
-        while rig.sink.accepted.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        while rig.sink.accepted.load(std::sync::atomic::Ordering::Relaxed) < side.sinks.len() as u64
+        {
             if Instant::now() > deadline {
                 return Err(std::io::Error::other(format!(
-                    "{} never connected to its sink {}",
-                    side.label, side.sink
+                    "{} never connected to all its sinks {:?}",
+                    side.label, side.sinks
                 )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -462,7 +464,7 @@ mod tests {
             sides.push(Side {
                 label: label.into(),
                 target,
-                sink,
+                sinks: vec![sink],
                 pid: Some(std::process::id()),
             });
         }

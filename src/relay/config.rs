@@ -60,6 +60,10 @@ pub struct RelayConfig {
     pub spool_segment_bytes: u64,
     /// How often spooled data is fsynced: what a power cut may lose.
     pub spool_fsync_interval_ms: u64,
+    /// Names whose route each client connection remembers, so a hash ring
+    /// places a repeating name once rather than on every point (16 bytes
+    /// a name; bounds that memory per connection). 0 turns it off.
+    pub route_cache_max_names: usize,
 }
 
 impl Default for RelayConfig {
@@ -82,6 +86,7 @@ impl Default for RelayConfig {
             spool_max_total_bytes: 4 << 30,
             spool_segment_bytes: 64 << 20,
             spool_fsync_interval_ms: 1000,
+            route_cache_max_names: 262_144,
         }
     }
 }

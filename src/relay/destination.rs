@@ -137,6 +137,10 @@ pub struct Destination {
     /// Cleared while the destination cannot be reached, so `any_of` and
     /// `failover` clusters route around it.
     healthy: AtomicBool,
+    /// Bumped, relay-wide, whenever a destination's health changes:
+    /// connections that remember `any_of` and `failover` answers forget
+    /// them then.
+    health_epoch: Arc<std::sync::atomic::AtomicU64>,
     /// Cancelled to stop its writers at once (end of the shutdown grace
     /// period, or removal on reload after draining).
     stop: CancellationToken,
@@ -151,6 +155,7 @@ impl Destination {
         spec: DestinationSpec,
         cfg: &RelayConfig,
         spool_total: &Arc<std::sync::atomic::AtomicU64>,
+        health_epoch: &Arc<std::sync::atomic::AtomicU64>,
     ) -> Self {
         let spool = (!cfg.spool_dir.is_empty()).then(|| {
             // One directory per destination, named after its address.
@@ -185,6 +190,7 @@ impl Destination {
             queue: BatchQueue::new(cfg.queue_max_lines, cfg.queue_max_bytes),
             stats: DestinationStats::default(),
             healthy: AtomicBool::new(true),
+            health_epoch: health_epoch.clone(),
             stop: CancellationToken::new(),
             spool: spool.flatten(),
             spool_when_full: cfg.spool_when_full,
@@ -393,7 +399,7 @@ impl Destination {
                 }
             };
             let _ = stream.set_nodelay(true);
-            self.healthy.store(true, Relaxed);
+            self.set_healthy(true);
             self.stats.connects.fetch_add(1, Relaxed);
             backoff = Duration::from_millis(cfg.reconnect_min_ms);
             tracing::info!(destination = %addr, "Connected.");
@@ -404,6 +410,12 @@ impl Destination {
                 }
                 Pump::Broken(e) => self.fail(&addr, &e.to_string()),
             }
+        }
+    }
+
+    fn set_healthy(&self, up: bool) {
+        if self.healthy.swap(up, Relaxed) != up {
+            self.health_epoch.fetch_add(1, Relaxed);
         }
     }
 
@@ -419,7 +431,7 @@ impl Destination {
     /// spool, where it survives a crash; new data goes there too until it
     /// is back (see `Dispatcher::offer`).
     fn fail(&self, addr: &str, why: &str) {
-        self.healthy.store(false, Relaxed);
+        self.set_healthy(false);
         self.spill(false);
         let n = self.stats.failures.fetch_add(1, Relaxed);
         // Log the first failure and then every 100th, not every retry.

@@ -35,6 +35,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::codec::Metric;
 use crate::relay::tap::{AlertFlush, AlertTap, Key, TapCache};
+use crate::route::memo::RouteMemo;
 use crate::route::{DestinationSpec, Router, Routes};
 use crate::stats::{DropReason, Figure, Figures, Kind, LocalCounts, Stats};
 pub use config::{RelayConfig, StatsConfig, WhenFull};
@@ -70,6 +71,10 @@ pub struct Relay {
     tap: Option<Arc<AlertTap>>,
     /// Bytes in all destinations' spools, against `spool_max_total_bytes`.
     spool_total: Arc<std::sync::atomic::AtomicU64>,
+    /// The keyed hash's seed for every connection's remembered routes.
+    memo_seed: u64,
+    /// Counts destination health changes (see `Destination`).
+    health_epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Relay {
@@ -93,6 +98,8 @@ impl Relay {
             syncers: TaskTracker::new(),
             tap,
             spool_total: Arc::default(),
+            memo_seed: RouteMemo::random_seed(),
+            health_epoch: Arc::default(),
         });
         relay.reload(router, cfg);
         relay
@@ -124,7 +131,12 @@ impl Relay {
             let dest = match by_spec.remove(spec) {
                 Some(d) => d,
                 None => {
-                    let d = Arc::new(Destination::new(spec.clone(), cfg, &self.spool_total));
+                    let d = Arc::new(Destination::new(
+                        spec.clone(),
+                        cfg,
+                        &self.spool_total,
+                        &self.health_epoch,
+                    ));
                     d.spawn_spool_syncer(
                         &self.syncers,
                         Duration::from_millis(cfg.spool_fsync_interval_ms),
@@ -154,12 +166,13 @@ impl Relay {
     /// A dispatcher for one input connection.
     pub fn dispatcher(self: &Arc<Self>) -> Dispatcher {
         let table = self.table();
-        let when_full = self
-            .relay_cfg
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .when_full;
+        let (when_full, memo_names) = {
+            let cfg = self.relay_cfg.lock().unwrap_or_else(|p| p.into_inner());
+            (cfg.when_full, cfg.route_cache_max_names)
+        };
         Dispatcher {
+            memo: self.memo_for(&table.router, memo_names),
+            memo_names,
             relay: self.clone(),
             pending: vec![(BytesMut::new(), 0); table.dests.len()],
             table,
@@ -169,6 +182,11 @@ impl Relay {
             counts: LocalCounts::default(),
             tap: self.tap.as_ref().map(AlertTap::cache),
         }
+    }
+
+    fn memo_for(&self, router: &Router, max_names: usize) -> Option<RouteMemo> {
+        (max_names > 0 && router.worth_remembering())
+            .then(|| RouteMemo::new(max_names, self.memo_seed))
     }
 
     /// Closes every queue and lets writers deliver for up to `grace`; then
@@ -263,7 +281,10 @@ const LOOKAHEAD: usize = 8;
 
 /// What [`Dispatcher::prepare`] learnt about a name, for its dispatch.
 #[derive(Debug, Clone, Copy)]
-pub struct Prepared(Option<Key>);
+pub struct Prepared {
+    tap: Option<Key>,
+    route: Option<u64>,
+}
 
 /// Routes metrics and batches their lines per destination. One per
 /// connection, so the hot path takes no lock.
@@ -274,6 +295,9 @@ pub struct Dispatcher {
     /// Lines waiting for each destination of `table`, with their count.
     pending: Vec<(BytesMut, u32)>,
     routes: Routes,
+    /// This connection's remembered routes, for the current table.
+    memo: Option<RouteMemo>,
+    memo_names: usize,
     scratch: BytesMut,
     when_full: WhenFull,
     /// Counts since the last flush.
@@ -295,7 +319,7 @@ impl Dispatcher {
     /// meanwhile; one line ahead hid too little of a miss.
     #[inline]
     pub fn lookahead(&self) -> usize {
-        if self.tap.as_ref().is_some_and(TapCache::reads_ahead) {
+        if self.memo.is_some() || self.tap.as_ref().is_some_and(TapCache::reads_ahead) {
             LOOKAHEAD
         } else {
             1
@@ -306,25 +330,47 @@ impl Dispatcher {
     /// [`Dispatcher::dispatch_prepared`].
     #[inline]
     pub fn prepare(&self, name: &str) -> Prepared {
-        Prepared(self.tap.as_ref().and_then(|tap| tap.prefetch(name)))
+        Prepared {
+            tap: self.tap.as_ref().and_then(|tap| tap.prefetch(name)),
+            route: self.memo.as_ref().map(|memo| memo.prefetch(name)),
+        }
     }
 
     /// Routes one metric. Returns true when a pending batch is large enough
     /// that the caller should flush.
     #[inline]
     pub fn dispatch(&mut self, m: &Metric<'_>) -> bool {
-        self.dispatch_prepared(m, Prepared(None))
+        self.dispatch_prepared(
+            m,
+            Prepared {
+                tap: None,
+                route: None,
+            },
+        )
     }
 
     /// [`Dispatcher::dispatch`] for a metric whose name was given to
     /// [`Dispatcher::prepare`], with what it returned.
     pub fn dispatch_prepared(&mut self, m: &Metric<'_>, prepared: Prepared) -> bool {
         if let Some(tap) = &mut self.tap {
-            tap.offer(&m.name, prepared.0, m.value, m.timestamp);
+            tap.offer(&m.name, prepared.tap, m.value, m.timestamp);
         }
         let table = &self.table;
         let healthy = |d: usize| table.dests[d].is_healthy();
-        self.table.router.route(&m.name, &healthy, &mut self.routes);
+        if let Some(memo) = &mut self.memo {
+            memo.sync_health(
+                self.relay
+                    .health_epoch
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            );
+        }
+        match (&mut self.memo, prepared.route) {
+            (Some(memo), Some(hash)) => {
+                memo.route_hashed(&table.router, &m.name, hash, &healthy, &mut self.routes)
+            }
+            (Some(memo), None) => memo.route(&table.router, &m.name, &healthy, &mut self.routes),
+            (None, _) => table.router.route(&m.name, &healthy, &mut self.routes),
+        }
         if self.routes.targets.is_empty() {
             let reason = if self.routes.blackholed {
                 DropReason::Blackholed
@@ -502,6 +548,8 @@ impl Dispatcher {
         if !Arc::ptr_eq(&current, &self.table) && self.pending.iter().all(|(_, n)| *n == 0) {
             self.table = current.clone();
             self.pending = vec![(BytesMut::new(), 0); self.table.dests.len()];
+            // Remembered answers name the old table's destinations.
+            self.memo = self.relay.memo_for(&self.table.router, self.memo_names);
         }
     }
 }

@@ -107,6 +107,19 @@ impl Cluster {
         matches!(self.placement, Placement::Blackhole)
     }
 
+    /// Whether its answer depends on its members' health.
+    pub fn follows_health(&self) -> bool {
+        matches!(self.placement, Placement::AnyOf | Placement::Failover)
+    }
+
+    /// Whether it hashes each name to place it (the rings and `any_of`).
+    pub fn hashes(&self) -> bool {
+        matches!(
+            self.placement,
+            Placement::AnyOf | Placement::Python(_) | Placement::Crelay(_) | Placement::Jump(_)
+        )
+    }
+
     /// The destination of member `i`.
     pub fn member(&self, i: usize) -> DestId {
         self.members[i]

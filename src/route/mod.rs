@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod glob;
 pub mod hash;
 pub mod index;
+pub mod memo;
 pub mod tags;
 
 use std::borrow::Cow;
@@ -109,6 +110,9 @@ pub struct Routes {
     pub explained: Vec<(usize, usize)>,
     /// Record `explained` (off on the hot path).
     pub explain: bool,
+    /// Whether the answer followed the destinations' health (`any_of`,
+    /// `failover`), so it must not be remembered.
+    volatile: bool,
     picked: Vec<usize>,
 }
 
@@ -118,6 +122,7 @@ impl Routes {
         self.names.clear();
         self.explained.clear();
         self.blackholed = false;
+        self.volatile = false;
     }
 }
 
@@ -133,6 +138,24 @@ pub struct Router {
 }
 
 impl Router {
+    /// Whether a connection should remember this table's answers per name
+    /// ([`memo::RouteMemo`]): when a rule sends to a cluster that hashes
+    /// names, or several rules match by pattern, answering costs more than
+    /// looking it up.
+    pub fn worth_remembering(&self) -> bool {
+        let hashing = self
+            .rules
+            .iter()
+            .flat_map(|r| &r.to)
+            .any(|&c| self.clusters[c].hashes());
+        let patterns = self
+            .rules
+            .iter()
+            .filter(|r| matches!(r.matcher, Matcher::Glob(_) | Matcher::Regex(_)))
+            .count();
+        hashing || patterns >= 4
+    }
+
     /// Routes one metric name. `healthy` reports whether a destination is
     /// taking data, for `any_of` and `failover`.
     pub fn route(&self, name: &str, healthy: &dyn Fn(DestId) -> bool, out: &mut Routes) {
@@ -158,6 +181,7 @@ impl Router {
                     continue;
                 }
                 out.picked.clear();
+                out.volatile |= cluster.follows_health();
                 cluster.select(&current, healthy, &mut out.picked);
                 for &m in &out.picked {
                     let d = cluster.member(m);
