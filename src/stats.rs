@@ -145,6 +145,11 @@ impl Figures for Stats {
             self.dropped_total() as f64,
         ));
         out(Figure::carbon_only(
+            "metricsBlackholed",
+            Kind::Counter,
+            self.dropped(DropReason::Blackholed) as f64,
+        ));
+        out(Figure::carbon_only(
             "metricsDiscarded",
             Kind::Counter,
             self.rejected_total() as f64,

@@ -190,6 +190,8 @@ async fn a_down_destination_applies_backpressure_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(!writer.is_finished(), "the client must be held back");
+    // The wait is counted as carbon-c-relay counts stalls.
+    assert!(dest.stats.stalls.load(Relaxed) >= 1);
     let sink = Sink::start_at(addr).await;
     writer.await.unwrap();
     let lines = sink.wait_lines(total).await;
@@ -416,6 +418,13 @@ async fn self_metrics_flow_through_the_router() {
         sink.addr.to_string().replace(['.', ':'], "_")
     );
     assert!(lines.iter().any(|l| l.starts_with(&dest)), "{lines:?}");
+    for zero in ["metricsBlackholed", "metricStalls"] {
+        let line = format!("carbon.relays.test_{host}.{zero} 0 ");
+        assert!(
+            lines.iter().any(|l| l.starts_with(&line)),
+            "{zero}: {lines:?}"
+        );
+    }
     app.shutdown().await;
 }
 

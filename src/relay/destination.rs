@@ -53,6 +53,10 @@ pub struct DestinationStats {
     pub connects: AtomicU64,
     /// Failed connects and broken connections.
     pub failures: AtomicU64,
+    /// Times a client's reader waited for room in this destination's full
+    /// queue (carbon-c-relay's `stalls`; here the wait is the
+    /// backpressure, and nothing is dropped for it).
+    pub stalls: AtomicU64,
 }
 
 impl DestinationStats {
@@ -75,6 +79,7 @@ impl Figures for Destination {
         );
         out(Figure::counter("destination_dropped_total", n(&st.dropped_lines)).carbon("dropped"));
         out(Figure::counter("destination_failures_total", n(&st.failures)).carbon("failures"));
+        out(Figure::counter("destination_stalls_total", n(&st.stalls)).carbon("stalls"));
         out(Figure::gauge("destination_queued_lines", self.queue.lines() as f64).carbon("queued"));
         out(Figure::gauge(
             "destination_queued_bytes",

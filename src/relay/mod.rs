@@ -263,6 +263,15 @@ impl Figures for Relay {
             })
             .sum();
         let queued: usize = dests.iter().map(|d| d.queue.lines()).sum();
+        let stalls: u64 = dests
+            .iter()
+            .map(|d| d.stats.stalls.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
+        out(Figure::carbon_only(
+            "metricStalls",
+            Kind::Counter,
+            stalls as f64,
+        ));
         out(Figure::carbon_only(
             "metricsSent",
             Kind::Counter,
@@ -434,6 +443,9 @@ impl Dispatcher {
                 // with room; only then does the reader wait.
                 WhenFull::Block => {
                     if let Err(b) = self.offer(&dest, b) {
+                        dest.stats
+                            .stalls
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         dest.queue.push(b).await;
                     }
                 }

@@ -6,11 +6,13 @@
 //! <prefix>.metricsSent          written to destinations
 //! <prefix>.metricsQueued        queued now, all destinations
 //! <prefix>.metricsDropped       not delivered, all reasons
+//! <prefix>.metricsBlackholed    sent to a blackhole
+//! <prefix>.metricStalls         readers paused by a full queue
 //! <prefix>.metricsDiscarded     rejected by a parser, all reasons
 //! <prefix>.dropped.<reason>     per drop reason
 //! <prefix>.rejected.<reason>    per parse-reject reason
 //! <prefix>.connections / .disconnects
-//! <prefix>.destinations.<host_port>.{sent,queued,dropped,requeued,failures}
+//! <prefix>.destinations.<host_port>.{sent,queued,dropped,requeued,failures,stalls}
 //! <prefix>.destinations.<host_port>.spool.{bytes,segments,oldestAgeSeconds,spooled,replayed,replayRate}
 //! ```
 //!
