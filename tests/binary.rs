@@ -7,7 +7,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{connect, free_port, run, signal, stop, tcp_buffer_max, wait_until, Sink, BIN};
+use common::{
+    connect, free_port, output_ok, run, signal, stop, tcp_buffer_max, wait_until, Sink, BIN,
+};
 use tokio::io::AsyncWriteExt;
 
 #[test]
@@ -41,15 +43,7 @@ fn check_config_names_file_line_and_key_for_every_problem() {
         )),
         "{err}"
     );
-    let good = Command::new(BIN)
-        .args(["check-config", "--config", "config/carbonwatch.toml"])
-        .output()
-        .unwrap();
-    assert!(
-        good.status.success(),
-        "{}",
-        String::from_utf8_lossy(&good.stderr)
-    );
+    output_ok(Command::new(BIN).args(["check-config", "--config", "config/carbonwatch.toml"]));
 }
 
 #[test]

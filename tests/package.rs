@@ -11,6 +11,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::output_ok;
+
 #[path = "common/mod.rs"]
 mod common;
 
@@ -19,15 +21,7 @@ fn package() -> &'static Path {
     static DEB: OnceLock<PathBuf> = OnceLock::new();
     DEB.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(root.join("scripts/build-deb.sh"))
-            .current_dir(root)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = output_ok(Command::new(root.join("scripts/build-deb.sh")).current_dir(root));
         let text = String::from_utf8_lossy(&out.stdout);
         let deb = text
             .lines()
@@ -39,12 +33,7 @@ fn package() -> &'static Path {
 }
 
 fn dpkg_deb(args: &[&str]) -> String {
-    let out = Command::new("dpkg-deb").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(Command::new("dpkg-deb").args(args));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -96,15 +85,10 @@ fn the_package_holds_the_binary_config_unit_man_pages_and_completions() {
     let bin = root.join("usr/bin/carbonwatch");
     let version = Command::new(&bin).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).contains("(commit "));
-    let check = Command::new(&bin)
-        .args(["check-config", "--config"])
-        .arg(root.join("etc/carbonwatch/carbonwatch.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
+    output_ok(
+        Command::new(&bin)
+            .args(["check-config", "--config"])
+            .arg(root.join("etc/carbonwatch/carbonwatch.toml")),
     );
     let bash =
         std::fs::read_to_string(root.join("usr/share/bash-completion/completions/carbonwatch"))

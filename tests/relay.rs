@@ -13,6 +13,9 @@ use common::{config, wait_until, Sink};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
+/// A config file's sections besides the cluster, for tests that reload.
+const FILE_HEAD: &str = "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n[stats]\nenabled = false\n[alerting]\nstore = \"\"\n";
+
 fn cluster(kind: &str, dests: &[String], extra: &str) -> String {
     let list: Vec<String> = dests.iter().map(|d| format!("\"{d}\"")).collect();
     format!(
@@ -278,10 +281,9 @@ async fn reload_keeps_queued_data_of_unchanged_destinations() {
     let new_sink = Sink::start().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    let head = "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n[stats]\nenabled = false\n[alerting]\nstore = \"\"\n";
     std::fs::write(
         &path,
-        format!("{head}{}", cluster("forward", &[kept.to_string()], "")),
+        format!("{FILE_HEAD}{}", cluster("forward", &[kept.to_string()], "")),
     )
     .unwrap();
     let mut app = App::start(carbonwatch::config::Config::load(&path).unwrap())
@@ -297,7 +299,11 @@ async fn reload_keeps_queued_data_of_unchanged_destinations() {
     })
     .await;
     let both = vec![kept.to_string(), new_sink.addr.to_string()];
-    std::fs::write(&path, format!("{head}{}", cluster("forward", &both, ""))).unwrap();
+    std::fs::write(
+        &path,
+        format!("{FILE_HEAD}{}", cluster("forward", &both, "")),
+    )
+    .unwrap();
     app.reload(&path).await.unwrap();
     // The same connection keeps flowing, now to both destinations.
     s.write_all(b"r.after 2 1700000000\n").await.unwrap();
@@ -630,10 +636,9 @@ async fn a_reload_moves_names_a_connection_remembered() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    let head = "[listen]\nplaintext_tcp = \"127.0.0.1:0\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\n[admin]\nlisten = \"\"\n[stats]\nenabled = false\n[alerting]\nstore = \"\"\n";
     std::fs::write(
         &path,
-        format!("{head}{}", cluster("carbon_ch", &dests[..2], "")),
+        format!("{FILE_HEAD}{}", cluster("carbon_ch", &dests[..2], "")),
     )
     .unwrap();
     let mut app = App::start(carbonwatch::config::Config::load(&path).unwrap())
@@ -652,7 +657,11 @@ async fn a_reload_moves_names_a_connection_remembered() {
     })
     .await;
     let old = carbonwatch::config::Config::load(&path).unwrap().router;
-    std::fs::write(&path, format!("{head}{}", cluster("carbon_ch", &dests, ""))).unwrap();
+    std::fs::write(
+        &path,
+        format!("{FILE_HEAD}{}", cluster("carbon_ch", &dests, "")),
+    )
+    .unwrap();
     app.reload(&path).await.unwrap();
     let new = carbonwatch::config::Config::load(&path).unwrap().router;
     s.write_all(&pass(3)).await.unwrap();

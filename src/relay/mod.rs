@@ -366,13 +366,6 @@ impl Dispatcher {
         }
         let table = &self.table;
         let healthy = |d: usize| table.dests[d].is_healthy();
-        if let Some(memo) = &mut self.memo {
-            memo.sync_health(
-                self.relay
-                    .health_epoch
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            );
-        }
         match (&mut self.memo, prepared.route) {
             (Some(memo), Some(hash)) => {
                 memo.route_hashed(&table.router, &m.name, hash, &healthy, &mut self.routes)
@@ -562,6 +555,15 @@ impl Dispatcher {
             self.pending = vec![(BytesMut::new(), 0); self.table.dests.len()];
             // Remembered answers name the old table's destinations.
             self.memo = self.relay.memo_for(&self.table.router, self.memo_names);
+        }
+        // Once a read rather than once a metric: answers that followed a
+        // destination's health are forgotten before the next read's lines.
+        if let Some(memo) = &mut self.memo {
+            memo.sync_health(
+                self.relay
+                    .health_epoch
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            );
         }
     }
 }

@@ -136,11 +136,6 @@ impl RouteMemo {
         self.len == 0
     }
 
-    /// Bytes the tables hold.
-    pub fn bytes(&self) -> usize {
-        (self.buckets.len() + self.old.len()) * std::mem::size_of::<Bucket>()
-    }
-
     /// Hashes `name` and starts loading its bucket, for a
     /// [`RouteMemo::route_hashed`] a few lines later: with many names the
     /// table is larger than a core's cache, and each lookup would wait for

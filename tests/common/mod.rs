@@ -223,16 +223,11 @@ for dirpath, _, files in os.walk(root):
 json.dump(out, sys.stdout)
 "#;
         let root = self.dir.path().join("storage/whisper");
-        let out = std::process::Command::new("/usr/bin/python3")
-            .arg("-c")
-            .arg(READ)
-            .arg(&root)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = output_ok(
+            std::process::Command::new("/usr/bin/python3")
+                .arg("-c")
+                .arg(READ)
+                .arg(&root),
         );
         serde_json::from_slice(&out.stdout).unwrap()
     }
@@ -494,6 +489,19 @@ pub fn run(path: &std::path::Path) -> std::process::Child {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Runs `cmd` to its end and returns what it printed; panics with its
+/// stderr unless it succeeded.
+pub fn output_ok(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Sends `sig` (as `kill` spells it, `-TERM`) to `child`.
