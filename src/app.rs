@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::Alerting;
 use crate::check::Store;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ConfigFormat};
 use crate::listen::{ListenCtx, PickleTcpListener, PlaintextTcpListener, PlaintextUdpListener};
 use crate::notify::outbox::{Inbox, Outbox};
 use crate::notify::Notifiers;
@@ -256,7 +256,7 @@ impl App {
     /// Listener addresses and limits need a restart; a change to them is
     /// logged and otherwise ignored.
     pub async fn reload(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let mut new = Config::load(path)?;
+        let mut new = Config::load_as(path, self.config.format)?;
         let checks = std::mem::take(&mut new.checks);
         let moved = new.plaintext_tcp != self.config.plaintext_tcp
             || new.plaintext_udp != self.config.plaintext_udp
@@ -430,9 +430,9 @@ async fn start_alerting(
 const OUTBOX_INBOX_NOTIFICATIONS: usize = 1024;
 
 /// Runs until SIGTERM or SIGINT; SIGHUP reloads `path`.
-pub async fn run(path: &Path) -> Result<ShutdownReport, StartError> {
+pub async fn run(path: &Path, format: ConfigFormat) -> Result<ShutdownReport, StartError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let config = Config::load(path)?;
+    let config = Config::load_as(path, format)?;
     let mut app = App::start(config).await?;
     let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");

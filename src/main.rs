@@ -27,6 +27,29 @@ struct Cli {
     command: Command,
 }
 
+/// The config file and the language it is written in.
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// The config file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Its language; by default `.toml` files are TOML and any other is
+    /// carbon-c-relay's.
+    #[arg(long, value_enum)]
+    format: Option<carbonwatch::config::ConfigFormat>,
+}
+
+impl ConfigArgs {
+    fn format(&self) -> carbonwatch::config::ConfigFormat {
+        self.format
+            .unwrap_or_else(|| carbonwatch::config::ConfigFormat::of(&self.config))
+    }
+
+    fn load(&self) -> Result<carbonwatch::config::Config, carbonwatch::config::ConfigError> {
+        carbonwatch::config::Config::load_as(&self.config, self.format())
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
@@ -37,21 +60,27 @@ enum LogFormat {
 enum Command {
     /// Run the proxy.
     Run {
-        /// The TOML config file.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Validate a config file and report every problem with file, line and key.
     CheckConfig {
-        /// The TOML config file.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Read metric names (or whole carbon lines) on stdin and print where each would go.
     Route {
-        /// The TOML config file.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print a carbon-c-relay config file as carbonwatch TOML, with a
+    /// comment wherever a construct is read but not applied.
+    Convert {
+        /// The language of the file.
+        #[arg(long, value_enum, default_value_t = carbonwatch::config::ConfigFormat::CarbonCRelay)]
+        from: carbonwatch::config::ConfigFormat,
+        /// The file to convert.
+        file: PathBuf,
     },
     /// Write the man pages: carbonwatch(1), one per subcommand, and
     /// carbonwatch.toml(5).
@@ -217,12 +246,21 @@ fn main() -> anyhow::Result<()> {
             manual::completions(&mut Cli::command(), shell)
         }
         Command::CheckConfig { config } => {
-            carbonwatch::config::Config::load(&config)?;
-            println!("{}: ok", config.display());
+            config.load()?;
+            println!("{}: ok", config.config.display());
+            Ok(())
+        }
+        Command::Convert { from, file } => {
+            use carbonwatch::config::{crelay, ConfigFormat};
+            if from == ConfigFormat::Toml {
+                anyhow::bail!("{}: TOML is already carbonwatch's format", file.display());
+            }
+            let converted = crelay::convert(&file, crelay::DEFAULT_PORT)?;
+            print!("{}", crelay::document(&file, &converted));
             Ok(())
         }
         Command::Route { config } => {
-            let config = carbonwatch::config::Config::load(&config)?;
+            let config = config.load()?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             for line in std::io::stdin().lock().lines() {
@@ -267,7 +305,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run { config } => {
             let rt = tokio::runtime::Runtime::new()?;
-            let report = rt.block_on(carbonwatch::app::run(&config))?;
+            let report = rt.block_on(carbonwatch::app::run(&config.config, config.format()))?;
             if report.undelivered > 0 {
                 anyhow::bail!(
                     "{} metrics could not be delivered before shutdown",

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod checks;
+pub mod crelay;
 mod env;
 mod locate;
 mod ranges;
@@ -57,6 +58,30 @@ pub enum ConfigError {
     /// The file has problems; each names its line and key.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<ConfigIssue>),
+    /// A carbon-c-relay file has problems; each names its line and column.
+    #[error(transparent)]
+    Crelay(#[from] crelay::CrelayError),
+}
+
+/// The language a config file is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ConfigFormat {
+    /// carbonwatch's TOML.
+    #[default]
+    Toml,
+    /// carbon-c-relay's configuration language.
+    CarbonCRelay,
+}
+
+impl ConfigFormat {
+    /// By extension, as the command line's default: `.toml` is TOML,
+    /// anything else carbon-c-relay.
+    pub fn of(path: &Path) -> ConfigFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => ConfigFormat::Toml,
+            _ => ConfigFormat::CarbonCRelay,
+        }
+    }
 }
 
 /// The file as written.
@@ -134,6 +159,8 @@ pub struct Config {
     pub graphite: GraphiteConfig,
     /// Checks defined in the file, each with its id.
     pub checks: Vec<Check>,
+    /// What language the file is in, so a reload reads it the same way.
+    pub format: ConfigFormat,
 }
 
 impl Config {
@@ -142,13 +169,56 @@ impl Config {
     /// Seyren's environment variables are applied on top (see
     /// [`Config::apply_env`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: path.display().to_string(),
-            source,
-        })?;
-        let mut config = Config::parse(&text, path)?;
+        Config::load_as(path, ConfigFormat::Toml)
+    }
+
+    /// [`Config::load`] for a file in `format`. A carbon-c-relay file is
+    /// converted to TOML first (see [`crelay`]); a problem the conversion
+    /// did not catch is reported at the c-relay line it came from.
+    pub fn load_as(path: &Path, format: ConfigFormat) -> Result<Config, ConfigError> {
+        let text = match format {
+            ConfigFormat::Toml => {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    file: path.display().to_string(),
+                    source,
+                })?
+            }
+            ConfigFormat::CarbonCRelay => {
+                let converted = crelay::convert(path, crelay::DEFAULT_PORT)?;
+                for note in &converted.notes {
+                    tracing::warn!(%note, "carbon-c-relay construct not applied");
+                }
+                let mut config = Config::parse(&converted.toml, path).map_err(|e| match e {
+                    ConfigError::Invalid(issues) => ConfigError::Invalid(
+                        issues
+                            .into_iter()
+                            .map(|mut i| {
+                                // The header (listen, relay, stats) has no
+                                // one statement to blame.
+                                let (file, line) = converted.origin_of(i.line).unwrap_or(("", 0));
+                                if !file.is_empty() {
+                                    i.file = file.to_string();
+                                }
+                                i.line = line;
+                                i
+                            })
+                            .collect(),
+                    ),
+                    other => other,
+                })?;
+                config.format = format;
+                return config.finish(&converted.toml);
+            }
+        };
+        Config::parse(&text, path)?.finish(&text)
+    }
+
+    /// What loading does after parsing: the environment, the admin guard,
+    /// paths.
+    fn finish(self, text: &str) -> Result<Config, ConfigError> {
+        let mut config = self;
         config.apply_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
-        config.require_auth_off_loopback(&text)?;
+        config.require_auth_off_loopback(text)?;
         // systemd's StateDirectory= (the first, if several).
         let state = std::env::var_os("STATE_DIRECTORY")
             .and_then(|v| std::env::split_paths(&v).next())
@@ -466,7 +536,8 @@ impl Validator<'_> {
         let plaintext_udp = self.addr(&raw.listen.plaintext_udp, "listen.plaintext_udp");
         let pickle_tcp = self.addr(&raw.listen.pickle_tcp, "listen.pickle_tcp");
         let admin = self.addr(&raw.admin.listen, "admin.listen");
-        let router = self.router(&raw.cluster, &raw.route);
+        let mut router = self.router(&raw.cluster, &raw.route);
+        router.cleanse = raw.relay.cleanse_names;
         self.admin_rules(&raw.admin);
         let checks = self.checks(std::mem::take(&mut raw.checks_read));
         if jiff::tz::TimeZone::get(&raw.notify.timezone).is_err() {
@@ -497,6 +568,7 @@ impl Validator<'_> {
             smtp: raw.smtp,
             graphite: raw.graphite,
             checks,
+            format: ConfigFormat::Toml,
         }
     }
 
@@ -511,6 +583,5 @@ impl Validator<'_> {
     }
 }
 
-/// Turns carbon-c-relay style `\1` references into the regex crate's `${1}`.
 #[cfg(test)]
 mod tests;

@@ -6,8 +6,10 @@ use toml::Spanned;
 
 use crate::config::{ConfigIssue, Validator};
 use crate::route::hash::Node;
+use regex::Regex;
+
 use crate::route::{
-    self, Cluster, ClusterType, DestinationSpec, Glob, Matcher, Protocol, Router, Rule,
+    self, Cluster, ClusterType, DestinationSpec, Glob, Matcher, Protocol, Replacement, Router, Rule,
 };
 
 /// A `[[cluster]]` table.
@@ -38,18 +40,53 @@ pub struct RawRoute {
     /// Graphite glob to match (`"*"` matches everything).
     #[serde(rename = "match")]
     pub glob: Option<Spanned<String>>,
-    /// Regular expression to match, unanchored.
-    pub regex: Option<Spanned<String>>,
+    /// Regular expression to match, unanchored; or a list of them, any of
+    /// which matches.
+    pub regex: Option<Spanned<OneOrMany>>,
     /// Literal prefix to match.
     pub prefix: Option<Spanned<String>>,
-    /// With `regex`: replacement for the name, `\1` or `${1}` for groups.
+    /// With `regex`: replacement for the name, `\1` or `${1}` for groups,
+    /// with carbon-c-relay's `\_1`, `\^1` and `\.1` modifiers.
     pub rewrite: Option<Spanned<String>>,
+    /// With `regex`: hashing clusters place the metric by this template
+    /// applied to the name (carbon-c-relay's `route using`).
+    pub hash_key: Option<Spanned<String>>,
     /// Cluster names to send to.
     #[serde(default)]
     pub to: Vec<Spanned<String>>,
     /// Stop at this rule when it matches.
     #[serde(default)]
     pub stop: bool,
+}
+
+/// A string or a list of strings (`regex = "..."` or `regex = [...]`).
+#[derive(Debug, Clone)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = a.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn one() -> usize {
@@ -147,21 +184,35 @@ impl Validator<'_> {
                 Ok(glob) => Matcher::Glob(glob),
                 Err(e) => return self.fail(g, key("match"), e.to_string()),
             },
-            (None, Some(re), None) => match route::glob::bounded_regex(re.get_ref()) {
-                Ok(regex) => Matcher::Regex(regex),
-                Err(e) => return self.fail(re, key("regex"), e.to_string()),
-            },
+            (None, Some(res), None) => {
+                let mut compiled = Vec::new();
+                for re in &res.get_ref().0 {
+                    match route::glob::bounded_regex(re) {
+                        Ok(regex) => compiled.push(regex),
+                        Err(e) => return self.fail(res, key("regex"), e.to_string()),
+                    }
+                }
+                match compiled.len() {
+                    0 => {
+                        let message = "regex needs at least one expression";
+                        return self.fail(res, key("regex"), message);
+                    }
+                    1 => Matcher::Regex(compiled.pop().expect("one")),
+                    _ => Matcher::AnyRegex(compiled),
+                }
+            }
             (None, None, Some(p)) => Matcher::Prefix(p.get_ref().clone()),
             _ => {
                 let at = r
                     .glob
                     .as_ref()
-                    .or(r.regex.as_ref())
-                    .or(r.prefix.as_ref())
-                    .or(r.to.first());
+                    .map(|g| g.span())
+                    .or(r.regex.as_ref().map(|r| r.span()))
+                    .or(r.prefix.as_ref().map(|p| p.span()))
+                    .or(r.to.first().map(|t| t.span()));
                 let message = "give exactly one of match, regex or prefix";
                 match at {
-                    Some(at) => self.issue(at, key("match"), message),
+                    Some(at) => self.issue_at_offset(at.start, key("match"), message),
                     None => self.issues.push(ConfigIssue {
                         file: self.file.clone(),
                         line: 0,
@@ -172,10 +223,28 @@ impl Validator<'_> {
                 return None;
             }
         };
+        let template =
+            |this: &mut Self, t: &Spanned<String>, k: &str, re: &Regex| match Replacement::parse(
+                t.get_ref(),
+                re,
+            ) {
+                Ok(r) => Some(r),
+                Err(e) => this.fail(t, key(k), e.to_string()),
+            };
         let rewrite = match (&r.rewrite, &matcher) {
             (None, _) => None,
-            (Some(rw), Matcher::Regex(re)) => Some((re.clone(), backrefs_to_dollar(rw.get_ref()))),
-            (Some(rw), _) => return self.fail(rw, key("rewrite"), "rewrite needs a regex rule"),
+            (Some(rw), Matcher::Regex(re)) => {
+                Some((re.clone(), template(self, rw, "rewrite", re)?))
+            }
+            (Some(rw), _) => {
+                return self.fail(rw, key("rewrite"), "rewrite needs a rule with one regex")
+            }
+        };
+        let hash_key = match (&r.hash_key, &matcher) {
+            (None, _) => None,
+            (Some(k), Matcher::Regex(re)) => Some(template(self, k, "hash_key", re)?),
+            (Some(k), Matcher::AnyRegex(res)) => Some(template(self, k, "hash_key", &res[0])?),
+            (Some(k), _) => return self.fail(k, key("hash_key"), "hash_key needs a regex rule"),
         };
         let mut to = Vec::new();
         for name in &r.to {
@@ -196,33 +265,9 @@ impl Validator<'_> {
         Some(Rule {
             matcher,
             rewrite,
+            hash_key,
             to,
             stop: r.stop,
         })
-    }
-}
-
-fn backrefs_to_dollar(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, chars.peek()) {
-            ('\\', Some(d)) if d.is_ascii_digit() => {
-                out.push_str(&format!("${{{d}}}"));
-                chars.next();
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backreferences() {
-        assert_eq!(backrefs_to_dollar(r"new.\1.\2"), "new.${1}.${2}");
     }
 }

@@ -64,6 +64,10 @@ pub struct RelayConfig {
     /// places a repeating name once rather than on every point (16 bytes
     /// a name; bounds that memory per connection). 0 turns it off.
     pub route_cache_max_names: usize,
+    /// Cleanse names as carbon-c-relay does before routing them (odd
+    /// bytes to `_`, runs of dots to one, outer dots dropped; tags kept).
+    /// On for carbon-c-relay config files, so the output matches c-relay's.
+    pub cleanse_names: bool,
 }
 
 impl Default for RelayConfig {
@@ -87,6 +91,7 @@ impl Default for RelayConfig {
             spool_segment_bytes: 64 << 20,
             spool_fsync_interval_ms: 1000,
             route_cache_max_names: 262_144,
+            cleanse_names: false,
         }
     }
 }

@@ -340,6 +340,7 @@ mod tests {
             rules,
             clusters,
             destinations: Vec::new(),
+            cleanse: false,
         }
     }
 
@@ -347,6 +348,7 @@ mod tests {
         Rule {
             matcher,
             rewrite: None,
+            hash_key: None,
             to,
             stop,
         }
@@ -429,7 +431,11 @@ mod tests {
         let mut out = Routes::default();
 
         let mut renaming = rule(Matcher::All, vec![0], false);
-        renaming.rewrite = Some((regex::Regex::new("^a").unwrap(), "z".into()));
+        let re = regex::Regex::new("^a").unwrap();
+        renaming.rewrite = Some((
+            re.clone(),
+            crate::route::Replacement::parse("z", &re).unwrap(),
+        ));
         let r = router(vec![renaming], vec![ring(ClusterType::CarbonCh, 3, 1)]);
         memo.route(&r, "a.b", &|_| true, &mut out);
         assert_eq!(out.names, ["z.b"]);

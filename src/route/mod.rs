@@ -12,6 +12,7 @@ pub mod glob;
 pub mod hash;
 pub mod index;
 pub mod memo;
+pub mod replace;
 pub mod tags;
 
 use std::borrow::Cow;
@@ -20,6 +21,7 @@ use regex::Regex;
 
 pub use cluster::{Cluster, ClusterType};
 pub use glob::Glob;
+pub use replace::Replacement;
 
 /// Index of a destination in [`Router::destinations`].
 pub type DestId = usize;
@@ -66,6 +68,10 @@ pub enum Matcher {
     Glob(Glob),
     /// An unanchored regular expression.
     Regex(Regex),
+    /// Several unanchored regular expressions, any of which matches
+    /// (carbon-c-relay's `match a b c`); the first that matches supplies
+    /// the groups for `hash_key`.
+    AnyRegex(Vec<Regex>),
     /// A literal prefix.
     Prefix(String),
 }
@@ -76,7 +82,18 @@ impl Matcher {
             Matcher::All => true,
             Matcher::Glob(g) => g.is_match(name),
             Matcher::Regex(r) => r.is_match(name),
+            Matcher::AnyRegex(rs) => rs.iter().any(|r| r.is_match(name)),
             Matcher::Prefix(p) => name.starts_with(p.as_str()),
+        }
+    }
+
+    /// The regex whose groups a template refers to: the rule's own, or the
+    /// first of several that matches `name`.
+    fn regex_for(&self, name: &str) -> Option<&Regex> {
+        match self {
+            Matcher::Regex(r) => Some(r),
+            Matcher::AnyRegex(rs) => rs.iter().find(|r| r.is_match(name)),
+            _ => None,
         }
     }
 }
@@ -87,8 +104,12 @@ pub struct Rule {
     /// What names it applies to.
     pub matcher: Matcher,
     /// Rename matching metrics: the regex (the rule's own for `regex` rules)
-    /// and its replacement with `${1}`-style references.
-    pub rewrite: Option<(Regex, String)>,
+    /// and its replacement (see [`replace`]).
+    pub rewrite: Option<(Regex, Replacement)>,
+    /// carbon-c-relay's `route using`: the hashing clusters of this rule
+    /// place the metric by this template applied to the name, not by the
+    /// name itself. Needs a regex matcher.
+    pub hash_key: Option<Replacement>,
     /// Indices into [`Router::clusters`].
     pub to: Vec<usize>,
     /// Whether matching ends the walk.
@@ -135,6 +156,10 @@ pub struct Router {
     pub clusters: Vec<Cluster>,
     /// Every destination any cluster uses, each once.
     pub destinations: Vec<DestinationSpec>,
+    /// Cleanse each name the way carbon-c-relay's dispatcher does before
+    /// the first rule (see [`crelay_cleanse`]), so a c-relay config sends
+    /// what c-relay sends.
+    pub cleanse: bool,
 }
 
 impl Router {
@@ -151,7 +176,12 @@ impl Router {
         let patterns = self
             .rules
             .iter()
-            .filter(|r| matches!(r.matcher, Matcher::Glob(_) | Matcher::Regex(_)))
+            .filter(|r| {
+                matches!(
+                    r.matcher,
+                    Matcher::Glob(_) | Matcher::Regex(_) | Matcher::AnyRegex(_)
+                )
+            })
             .count();
         hashing || patterns >= 4
     }
@@ -162,18 +192,31 @@ impl Router {
         out.clear();
         let mut current: Cow<'_, str> = Cow::Borrowed(name);
         let mut name_ref: Option<usize> = None;
+        if self.cleanse {
+            if let Cow::Owned(clean) = crelay_cleanse(name) {
+                out.names.push(clean.clone());
+                name_ref = Some(0);
+                current = Cow::Owned(clean);
+            }
+        }
         for rule in &self.rules {
             if !rule.matcher.is_match(&current) {
                 continue;
             }
             if let Some((re, replacement)) = &rule.rewrite {
-                let renamed = re.replace(&current, replacement.as_str()).into_owned();
-                if renamed != current {
-                    out.names.push(renamed.clone());
-                    name_ref = Some(out.names.len() - 1);
-                    current = Cow::Owned(renamed);
+                if let Some(renamed) = replacement.apply(re, &current) {
+                    if renamed != current {
+                        out.names.push(renamed.clone());
+                        name_ref = Some(out.names.len() - 1);
+                        current = Cow::Owned(renamed);
+                    }
                 }
             }
+            let key: Option<String> = match (&rule.hash_key, rule.matcher.regex_for(&current)) {
+                (Some(template), Some(re)) => template.apply(re, &current),
+                _ => None,
+            };
+            let key = key.as_deref().unwrap_or(&current);
             for &c in &rule.to {
                 let cluster = &self.clusters[c];
                 if cluster.is_blackhole() {
@@ -182,7 +225,7 @@ impl Router {
                 }
                 out.picked.clear();
                 out.volatile |= cluster.follows_health();
-                cluster.select(&current, healthy, &mut out.picked);
+                cluster.select(key, healthy, &mut out.picked);
                 for &m in &out.picked {
                     let d = cluster.member(m);
                     if !out.targets.contains(&(d, name_ref)) {
@@ -200,17 +243,56 @@ impl Router {
     }
 }
 
+/// A name as carbon-c-relay's dispatcher passes it on (`dispatch_connection`
+/// with the default allowed characters `-_:#`): bytes other than ASCII
+/// letters, digits, `.` and those become `_`; a run of dots becomes one;
+/// dots at the start go, and one at the end before the value goes; from
+/// the first `;` on (the tags) everything is kept as it is.
+pub fn crelay_cleanse(name: &str) -> Cow<'_, str> {
+    let (bare, tags) = match name.find(';') {
+        Some(i) => name.split_at(i),
+        None => (name, ""),
+    };
+    let b = bare.as_bytes();
+    let allowed =
+        |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'#');
+    let clean = b.iter().all(|&c| allowed(c))
+        && !b.starts_with(b".")
+        && (!tags.is_empty() || !b.ends_with(b"."))
+        && memchr::memmem::find(b, b"..").is_none();
+    if clean {
+        return Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len());
+    for &c in b {
+        if c == b'.' {
+            if out.is_empty() || out.ends_with('.') {
+                continue;
+            }
+            out.push('.');
+        } else {
+            out.push(if allowed(c) { c as char } else { '_' });
+        }
+    }
+    if tags.is_empty() && out.ends_with('.') {
+        out.pop();
+    }
+    out.push_str(tags);
+    Cow::Owned(out)
+}
+
 /// The key carbon-c-relay hashes for a metric: the name before the first
 /// `;`, cleansed the way its dispatcher cleanses names (bytes outside
 /// `[A-Za-z0-9._:#-]` become `_`, runs of dots collapse, outer dots go).
 /// For the ordinary names of live traffic this is the name itself.
 pub fn crelay_key(name: &str) -> Cow<'_, [u8]> {
+    let tagged = name.contains(';');
     let bare = name.split(';').next().unwrap_or_default().as_bytes();
     let allowed =
         |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'#');
     let clean = bare.iter().all(|&b| allowed(b))
         && !bare.starts_with(b".")
-        && !bare.ends_with(b".")
+        && (tagged || !bare.ends_with(b"."))
         && !bare.windows(2).any(|w| w == b"..");
     if clean {
         return Cow::Borrowed(bare);
@@ -226,7 +308,7 @@ pub fn crelay_key(name: &str) -> Cow<'_, [u8]> {
             out.push(if allowed(b) { b } else { b'_' });
         }
     }
-    while out.last() == Some(&b'.') {
+    if !tagged && out.last() == Some(&b'.') {
         out.pop();
     }
     Cow::Owned(out)
@@ -357,6 +439,7 @@ mod tests {
             rules,
             clusters,
             destinations,
+            cleanse: false,
         }
     }
 
@@ -370,19 +453,22 @@ mod tests {
         let rules = vec![
             Rule {
                 matcher: Matcher::Regex(re.clone()),
-                rewrite: Some((re, "new.${1}".into())),
+                rewrite: Some((re.clone(), Replacement::parse("new.${1}", &re).unwrap())),
+                hash_key: None,
                 to: vec![0],
                 stop: false,
             },
             Rule {
                 matcher: Matcher::Prefix("new.".into()),
                 rewrite: None,
+                hash_key: None,
                 to: vec![1],
                 stop: true,
             },
             Rule {
                 matcher: Matcher::All,
                 rewrite: None,
+                hash_key: None,
                 to: vec![0],
                 stop: false,
             },
