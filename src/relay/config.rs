@@ -104,7 +104,8 @@ pub struct StatsConfig {
     pub enabled: bool,
     /// Seconds between reports.
     pub interval_secs: u64,
-    /// Name prefix; `{host}` becomes the host name with `.` as `_`.
+    /// Name prefix; `{host}` becomes the host name with `.` as `_`,
+    /// `{fqdn}` the host name as it is, `{short}` its first label.
     pub prefix: String,
 }
 

@@ -28,12 +28,19 @@ use crate::relay::Relay;
 use crate::relay::StatsConfig;
 use crate::stats::{Figure, Figures};
 
-/// The prefix with `{host}` filled in (dots in the host name become `_`).
+/// The prefix with the host name filled in: `{host}` with its dots as
+/// `_`, `{fqdn}` as it is, `{short}` up to its first dot (carbon-c-relay's
+/// `\.1`, `\1` and `\2`).
 pub fn prefix(cfg: &StatsConfig) -> String {
-    let host = gethostname::gethostname()
-        .to_string_lossy()
-        .replace('.', "_");
-    cfg.prefix.replace("{host}", &host)
+    expand_prefix(&cfg.prefix, &gethostname::gethostname().to_string_lossy())
+}
+
+fn expand_prefix(prefix: &str, fqdn: &str) -> String {
+    let short = fqdn.split('.').next().unwrap_or_default();
+    prefix
+        .replace("{host}", &fqdn.replace('.', "_"))
+        .replace("{fqdn}", fqdn)
+        .replace("{short}", short)
 }
 
 /// Every self-metric as `(name, value)`: the figures that have a carbon
@@ -84,5 +91,14 @@ pub async fn run(relay: Arc<Relay>, cfg: StatsConfig, token: CancellationToken) 
             }
         }
         dispatcher.flush_nowait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prefixes_name_the_host_three_ways() {
+        let p = super::expand_prefix("a.{host}.{short}.{fqdn}", "web1.ams.example");
+        assert_eq!(p, "a.web1_ams_example.web1.web1.ams.example");
     }
 }
