@@ -6,6 +6,7 @@
 mod common;
 
 mod errors;
+mod live;
 mod route;
 
 use std::path::{Path, PathBuf};

@@ -247,10 +247,7 @@ impl State {
             ));
         }
         let before = self.problems.len();
-        let dests: Vec<String> = members
-            .iter()
-            .filter_map(|m| self.member(m))
-            .collect();
+        let dests: Vec<String> = members.iter().filter_map(|m| self.member(m)).collect();
         if self.problems.len() > before {
             return;
         }
