@@ -265,10 +265,12 @@ fn main() -> anyhow::Result<()> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             for line in std::io::stdin().lock().lines() {
                 let line = line?;
-                let Some(name) = line.split_whitespace().next() else {
+                let mut fields = line.split_whitespace();
+                let Some(name) = fields.next() else {
                     continue;
                 };
-                writeln!(out, "{}", config.router.explain(name))?;
+                let data = fields.collect::<Vec<_>>().join(" ");
+                writeln!(out, "{}", config.router.explain(name, &data))?;
             }
             Ok(())
         }

@@ -28,17 +28,20 @@ pub enum DropReason {
     ShutdownUndelivered,
     /// A UDP datagram longer than `max_datagram_bytes`.
     DatagramTooLong,
+    /// A rule's `validate` expression refused its value and timestamp.
+    FailedValidation,
 }
 
 impl DropReason {
     /// Every reason, for exporting.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::Unroutable,
         DropReason::Blackholed,
         DropReason::QueueFullUdp,
         DropReason::DropOldest,
         DropReason::ShutdownUndelivered,
         DropReason::DatagramTooLong,
+        DropReason::FailedValidation,
     ];
 
     /// Stable snake_case label.
@@ -50,6 +53,7 @@ impl DropReason {
             DropReason::DropOldest => "drop_oldest",
             DropReason::ShutdownUndelivered => "shutdown_undelivered",
             DropReason::DatagramTooLong => "datagram_too_long",
+            DropReason::FailedValidation => "failed_validation",
         }
     }
 }

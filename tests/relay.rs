@@ -59,7 +59,7 @@ async fn plaintext_lines_reach_the_hashed_destination_and_bad_lines_are_counted(
     assert_eq!(la.len() + lb.len(), good.len());
     for line in &good {
         let name = line.split(' ').next().unwrap();
-        let want = router.explain(name);
+        let want = router.explain(name, "");
         let on_a = la.contains(line);
         assert!(on_a ^ lb.contains(line), "{line} must land exactly once");
         assert_eq!(want.ends_with(":a"), on_a, "{line}: router says {want}");
@@ -673,7 +673,7 @@ async fn a_reload_moves_names_a_connection_remembered() {
     for n in &names {
         for (ts, router) in [(1, &old), (2, &old), (3, &new)] {
             let line = format!("{n} 1 {ts}");
-            let want = router.explain(n);
+            let want = router.explain(n, "");
             let on: Vec<usize> = (0..3)
                 .filter(|&i| sinks[i].lines().contains(&line))
                 .collect();
@@ -684,7 +684,7 @@ async fn a_reload_moves_names_a_connection_remembered() {
                 "{line}: router says {want}"
             );
         }
-        moved += usize::from(new.explain(n) != old.explain(n));
+        moved += usize::from(new.explain(n, "") != old.explain(n, ""));
     }
     assert!(moved > 30, "the new ring moves some names ({moved})");
     s.shutdown().await.unwrap();
@@ -707,7 +707,7 @@ async fn any_of_moves_remembered_names_off_a_destination_that_went_down() {
     let names: Vec<String> = (0..300).map(|i| format!("any.host{i}.load")).collect();
     let on_c: Vec<&String> = names
         .iter()
-        .filter(|n| router.explain(n).contains(&c_addr))
+        .filter(|n| router.explain(n, "").contains(&c_addr))
         .collect();
     assert!(on_c.len() > 30, "c takes a share ({})", on_c.len());
     // c takes both passes, then goes away.

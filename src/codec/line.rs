@@ -99,6 +99,23 @@ impl<'a> Metric<'a> {
         out.put_u8(b'\n');
     }
 
+    /// `value timestamp` as received when the line was canonical, else as
+    /// it is written out: what carbon-c-relay's `validate` is applied to.
+    pub fn write_data(&self, out: &mut String) {
+        out.clear();
+        if let Some(line) = self.verbatim {
+            if let Some(i) = memchr::memchr(b' ', line) {
+                out.push_str(&String::from_utf8_lossy(&line[i + 1..]));
+                return;
+            }
+        }
+        let mut buf = BytesMut::new();
+        write_value(self.value, &mut buf);
+        out.push_str(&String::from_utf8_lossy(&buf));
+        use std::fmt::Write as _;
+        let _ = write!(out, " {}", self.timestamp);
+    }
+
     /// The canonical line length in bytes, newline excluded, when known
     /// without formatting.
     pub fn verbatim_len(&self) -> Option<usize> {

@@ -51,12 +51,28 @@ pub struct RawRoute {
     /// With `regex`: hashing clusters place the metric by this template
     /// applied to the name (carbon-c-relay's `route using`).
     pub hash_key: Option<Spanned<String>>,
+    /// A regular expression the line's `value timestamp` must match, or
+    /// the rule sends nowhere (carbon-c-relay's `validate`).
+    pub validate: Option<Spanned<String>>,
+    /// With `validate`: `"drop"` counts a refused line, `"log"` also logs
+    /// it (at most one a second).
+    pub on_invalid: Option<Spanned<OnInvalid>>,
     /// Cluster names to send to.
     #[serde(default)]
     pub to: Vec<Spanned<String>>,
     /// Stop at this rule when it matches.
     #[serde(default)]
     pub stop: bool,
+}
+
+/// What a refused `validate` does beside counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInvalid {
+    /// Count it.
+    Drop,
+    /// Count it and log it.
+    Log,
 }
 
 /// A string or a list of strings (`regex = "..."` or `regex = [...]`).
@@ -170,6 +186,7 @@ impl Validator<'_> {
         }
         for (ri, r) in routes.iter().enumerate() {
             if let Some(rule) = self.rule(ri, r, &router) {
+                router.validates |= rule.validate.is_some();
                 router.rules.push(rule);
             }
         }
@@ -246,6 +263,17 @@ impl Validator<'_> {
             (Some(k), Matcher::AnyRegex(res)) => Some(template(self, k, "hash_key", &res[0])?),
             (Some(k), _) => return self.fail(k, key("hash_key"), "hash_key needs a regex rule"),
         };
+        let validate = match (&r.validate, &r.on_invalid) {
+            (None, None) => None,
+            (None, Some(o)) => return self.fail(o, key("on_invalid"), "on_invalid needs validate"),
+            (Some(v), o) => match route::glob::bounded_regex(v.get_ref()) {
+                Ok(regex) => Some(route::Validate {
+                    regex,
+                    log: o.as_ref().is_some_and(|o| *o.get_ref() == OnInvalid::Log),
+                }),
+                Err(e) => return self.fail(v, key("validate"), e.to_string()),
+            },
+        };
         let mut to = Vec::new();
         for name in &r.to {
             match router
@@ -266,6 +294,7 @@ impl Validator<'_> {
             matcher,
             rewrite,
             hash_key,
+            validate,
             to,
             stop: r.stop,
         })

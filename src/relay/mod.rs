@@ -46,6 +46,20 @@ pub use queue::{Batch, BatchQueue};
 /// large read does not build one huge batch.
 const FLUSH_BATCH_BYTES: usize = 64 * 1024;
 
+/// `validate ... else log`: carbon-c-relay logs every refused line; this
+/// logs at most one a second, and the rest are counted as
+/// `failed_validation` like every refused line.
+fn log_refused(name: &str, data: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if LAST_SECOND.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!(%name, %data, "dropping metric due to validation error (one a second is logged)");
+    }
+}
+
 /// A router together with the destinations its ids point at.
 #[derive(Debug)]
 pub struct Table {
@@ -365,6 +379,9 @@ impl Dispatcher {
             tap.offer(&m.name, prepared.tap, m.value, m.timestamp);
         }
         let table = &self.table;
+        if table.router.validates {
+            m.write_data(&mut self.routes.data);
+        }
         let healthy = |d: usize| table.dests[d].is_healthy();
         match (&mut self.memo, prepared.route) {
             (Some(memo), Some(hash)) => {
@@ -372,6 +389,15 @@ impl Dispatcher {
             }
             (Some(memo), None) => memo.route(&table.router, &m.name, &healthy, &mut self.routes),
             (None, _) => table.router.route(&m.name, &healthy, &mut self.routes),
+        }
+        if let Some(log) = self.routes.refused {
+            if log {
+                log_refused(&m.name, &self.routes.data);
+            }
+            if self.routes.targets.is_empty() {
+                self.counts.dropped[DropReason::FailedValidation as usize] += 1;
+                return false;
+            }
         }
         if self.routes.targets.is_empty() {
             let reason = if self.routes.blackholed {

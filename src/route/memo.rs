@@ -291,7 +291,7 @@ fn decode(lanes: u64, out: &mut Routes) {
 
 /// The answer in `out` as lanes, when it may be remembered.
 fn encode(out: &Routes) -> Option<u64> {
-    if !out.names.is_empty() || out.targets.len() > MAX_TARGETS {
+    if !out.names.is_empty() || out.targets.len() > MAX_TARGETS || out.data_dependent {
         return None;
     }
     if out.targets.is_empty() {
@@ -341,6 +341,7 @@ mod tests {
             clusters,
             destinations: Vec::new(),
             cleanse: false,
+            validates: false,
         }
     }
 
@@ -349,6 +350,7 @@ mod tests {
             matcher,
             rewrite: None,
             hash_key: None,
+            validate: None,
             to,
             stop,
         }
@@ -356,6 +358,24 @@ mod tests {
 
     /// Every answer from memory is the router's own, for every cluster
     /// type, replication and blackholes, across growth and eviction.
+    #[test]
+    fn answers_that_depend_on_the_data_are_not_remembered() {
+        let mut checked = rule(Matcher::All, vec![0], true);
+        checked.validate = Some(crate::route::Validate {
+            regex: regex::Regex::new("^1 ").unwrap(),
+            log: false,
+        });
+        let mut r = router(vec![checked], vec![ring(ClusterType::CarbonCh, 3, 1)]);
+        r.validates = true;
+        let mut memo = RouteMemo::new(1024, 1);
+        let mut out = Routes::default();
+        for (data, sent) in [("1 5", true), ("2 5", false), ("1 6", true), ("3 6", false)] {
+            out.data = data.into();
+            memo.route(&r, "a.b", &|_| true, &mut out);
+            assert_eq!(!out.targets.is_empty(), sent, "{data}");
+        }
+    }
+
     #[test]
     fn remembered_routes_are_the_routers() {
         let kinds = [

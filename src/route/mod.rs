@@ -110,10 +110,24 @@ pub struct Rule {
     /// place the metric by this template applied to the name, not by the
     /// name itself. Needs a regex matcher.
     pub hash_key: Option<Replacement>,
+    /// carbon-c-relay's `validate`: the value and timestamp must match,
+    /// or this rule sends nowhere (and ends the walk when it has no
+    /// clusters).
+    pub validate: Option<Validate>,
     /// Indices into [`Router::clusters`].
     pub to: Vec<usize>,
     /// Whether matching ends the walk.
     pub stop: bool,
+}
+
+/// A rule's check of the data part of a line.
+#[derive(Debug, Clone)]
+pub struct Validate {
+    /// Applied to `value timestamp` as received.
+    pub regex: Regex,
+    /// Log the refused line (c-relay's `else log`) rather than only count
+    /// it (`else drop`).
+    pub log: bool,
 }
 
 /// The output of [`Router::route`] for one metric, reused across metrics.
@@ -131,9 +145,17 @@ pub struct Routes {
     pub explained: Vec<(usize, usize)>,
     /// Record `explained` (off on the hot path).
     pub explain: bool,
+    /// The line's `value timestamp`, filled in by the caller when the
+    /// router [`Router::validates`].
+    pub data: String,
+    /// A `validate` refused the line: `Some(log)`.
+    pub refused: Option<bool>,
     /// Whether the answer followed the destinations' health (`any_of`,
-    /// `failover`), so it must not be remembered.
+    /// `failover`), so it must be forgotten when health changes.
     volatile: bool,
+    /// Whether the answer depended on the line's data (`validate`), so it
+    /// must not be remembered at all.
+    data_dependent: bool,
     picked: Vec<usize>,
 }
 
@@ -144,6 +166,8 @@ impl Routes {
         self.explained.clear();
         self.blackholed = false;
         self.volatile = false;
+        self.data_dependent = false;
+        self.refused = None;
     }
 }
 
@@ -160,6 +184,8 @@ pub struct Router {
     /// the first rule (see [`crelay_cleanse`]), so a c-relay config sends
     /// what c-relay sends.
     pub cleanse: bool,
+    /// Some rule has a `validate`: the caller fills [`Routes::data`].
+    pub validates: bool,
 }
 
 impl Router {
@@ -217,6 +243,19 @@ impl Router {
                 _ => None,
             };
             let key = key.as_deref().unwrap_or(&current);
+            if let Some(v) = &rule.validate {
+                // The answer depends on more than the name.
+                out.data_dependent = true;
+                if !v.regex.is_match(&out.data) {
+                    // As carbon-c-relay: this rule sends nowhere, and the
+                    // walk ends if the rule has no clusters or stops anyway.
+                    out.refused = Some(v.log);
+                    if rule.to.is_empty() || self.stops_at(rule) {
+                        break;
+                    }
+                    continue;
+                }
+            }
             for &c in &rule.to {
                 let cluster = &self.clusters[c];
                 if cluster.is_blackhole() {
@@ -236,10 +275,15 @@ impl Router {
                     }
                 }
             }
-            if rule.stop || rule.to.iter().any(|&c| self.clusters[c].is_blackhole()) {
+            if self.stops_at(rule) {
                 break;
             }
         }
+    }
+
+    /// `stop`, or a blackhole among the clusters (which implies it).
+    fn stops_at(&self, rule: &Rule) -> bool {
+        rule.stop || rule.to.iter().any(|&c| self.clusters[c].is_blackhole())
     }
 }
 
@@ -316,10 +360,12 @@ pub fn crelay_key(name: &str) -> Cow<'_, [u8]> {
 
 impl Router {
     /// `carbonwatch route`: the name, then each destination as
-    /// `host:port` or `host:port:instance`, in the order chosen.
-    pub fn explain(&self, name: &str) -> String {
+    /// `host:port` or `host:port:instance`, in the order chosen. `data`
+    /// is the line's `value timestamp`, for `validate` rules.
+    pub fn explain(&self, name: &str, data: &str) -> String {
         let mut routes = Routes {
             explain: true,
+            data: data.to_string(),
             ..Routes::default()
         };
         self.route(name, &|_| true, &mut routes);
@@ -440,6 +486,7 @@ mod tests {
             clusters,
             destinations,
             cleanse: false,
+            validates: false,
         }
     }
 
@@ -455,6 +502,7 @@ mod tests {
                 matcher: Matcher::Regex(re.clone()),
                 rewrite: Some((re.clone(), Replacement::parse("new.${1}", &re).unwrap())),
                 hash_key: None,
+                validate: None,
                 to: vec![0],
                 stop: false,
             },
@@ -462,6 +510,7 @@ mod tests {
                 matcher: Matcher::Prefix("new.".into()),
                 rewrite: None,
                 hash_key: None,
+                validate: None,
                 to: vec![1],
                 stop: true,
             },
@@ -469,6 +518,7 @@ mod tests {
                 matcher: Matcher::All,
                 rewrite: None,
                 hash_key: None,
+                validate: None,
                 to: vec![0],
                 stop: false,
             },
@@ -480,6 +530,42 @@ mod tests {
         assert_eq!(out.names, vec!["new.x".to_string()]);
         r.route("other", &|_| true, &mut out);
         assert_eq!(out.targets, vec![(0, None)]);
+    }
+
+    /// carbon-c-relay's `validate`: a refusal skips the rule's clusters,
+    /// and ends the walk when the rule has none or stops.
+    #[test]
+    fn validate_refuses_by_value_and_timestamp() {
+        let v = |re: &str| {
+            Some(Validate {
+                regex: Regex::new(re).unwrap(),
+                log: false,
+            })
+        };
+        let rule = |validate, to: Vec<usize>, stop| Rule {
+            matcher: Matcher::All,
+            rewrite: None,
+            hash_key: None,
+            validate,
+            to,
+            stop,
+        };
+        let rules = vec![
+            rule(v("^[0-9]+ "), vec![], false),
+            rule(v("^1 "), vec![0], false),
+            rule(None, vec![1], false),
+        ];
+        let mut r = router(rules, vec![forward("a", vec![0]), forward("b", vec![1])], 2);
+        r.validates = true;
+        let mut out = Routes::default();
+        let mut go = |data: &str| {
+            out.data = data.into();
+            r.route("m", &|_| true, &mut out);
+            (out.targets.clone(), out.refused)
+        };
+        assert_eq!(go("1 5"), (vec![(0, None), (1, None)], None));
+        assert_eq!(go("2 5"), (vec![(1, None)], Some(false)));
+        assert_eq!(go("x 5"), (vec![], Some(false)));
     }
 
     #[test]

@@ -98,7 +98,7 @@ fn ours(config: &Config, names: &[String]) -> Vec<Vec<String>> {
         .map(|n| {
             config
                 .router
-                .explain(n)
+                .explain(n, "")
                 .split(' ')
                 .skip(1)
                 .map(str::to_string)

@@ -174,8 +174,8 @@ fn constructs_carbonwatch_cannot_apply_are_refused_by_name() {
             "cluster type file is not supported",
         ),
         (
-            "cluster a forward 127.0.0.1:2003;\nmatch * validate ^1 else drop send to a;\n",
-            "validate is not supported",
+            "cluster a forward 127.0.0.1:2003;\nmatch \\<a send to a;\n",
+            "are not supported; use \\b",
         ),
         (
             "aggregate ^a every 10 seconds expire after 20 seconds compute sum write to b;\n",

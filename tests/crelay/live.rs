@@ -199,6 +199,17 @@ fn every_destination_receives_what_carbon_c_relay_sends() {
         total > 300,
         "carbon-c-relay sent only {total} lines: {theirs:?}"
     );
+    // The file's validate rules took effect: any.q0-9 pass (the rest end
+    // the walk), plain.metric0-19 pass (the rest are dropped).
+    assert_eq!(
+        theirs[6].len() + theirs[7].len(),
+        10,
+        "{:?} {:?}",
+        theirs[6],
+        theirs[7]
+    );
+    assert!(theirs[5].iter().any(|l| l.starts_with("plain.metric19 ")));
+    assert!(!theirs[5].iter().any(|l| l.starts_with("plain.metric20 ")));
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
         assert!(
             !b.is_empty(),

@@ -79,6 +79,17 @@ impl State {
     }
 
     fn regex(&mut self, t: &Text) -> bool {
+        // GNU regex's word boundaries; Rust reads `\<` as a plain `<`.
+        if t.s.contains("\\<") || t.s.contains("\\>") {
+            self.problems.push(Problem::new(
+                t.pos,
+                format!(
+                    "invalid expression '{}': \\< and \\> are not supported; use \\b",
+                    t.s
+                ),
+            ));
+            return false;
+        }
         match bounded_regex(&t.s) {
             Ok(_) => true,
             Err(e) => {
@@ -301,7 +312,7 @@ impl State {
                 send,
             } => {
                 if let Some((re, _)) = validate {
-                    self.unsupported(re.pos, "validate");
+                    self.regex(re);
                 }
                 if let (Some(k), true) = (route_using, exprs.is_empty()) {
                     self.unsupported(k.pos, "route using after match *");
@@ -331,6 +342,10 @@ impl State {
                                 let _ = writeln!(r, "hash_key = {}", Self::template(k));
                             }
                         }
+                    }
+                    if let Some((re, action)) = validate {
+                        let _ = writeln!(r, "validate = {}", quote(&re.s));
+                        let _ = writeln!(r, "on_invalid = {}", quote(&action.s));
                     }
                     let _ = writeln!(r, "to = [{}]", to.join(", "));
                     if send.stop.is_some() && !send.clusters.is_empty() {
