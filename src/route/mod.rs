@@ -238,10 +238,10 @@ impl Router {
                     }
                 }
             }
-            let key: Option<String> = match (&rule.hash_key, rule.matcher.regex_for(&current)) {
-                (Some(template), Some(re)) => template.apply(re, &current),
-                _ => None,
-            };
+            let key: Option<String> = rule.hash_key.as_ref().and_then(|template| {
+                let re = rule.matcher.regex_for(&current)?;
+                template.apply(re, &current)
+            });
             let key = key.as_deref().unwrap_or(&current);
             if let Some(v) = &rule.validate {
                 // The answer depends on more than the name.
