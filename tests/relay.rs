@@ -434,6 +434,62 @@ async fn self_metrics_flow_through_the_router() {
     app.shutdown().await;
 }
 
+/// carbon-c-relay's `statistics send to ... reset counters after
+/// interval`, from a c-relay file: the self-metrics go only to their own
+/// cluster, skipping every rule, and each counter reports its increase.
+#[tokio::test]
+async fn statistics_go_to_their_cluster_and_reset_each_interval() {
+    let (main, stats) = (Sink::start().await, Sink::start().await);
+    let port = common::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.conf");
+    std::fs::write(
+        &path,
+        format!(
+            "listen type linemode 127.0.0.1:{port} proto tcp;\n\
+             cluster main forward {};\ncluster stats forward {};\n\
+             statistics submit every 1 seconds reset counters after interval\n\
+             \x20   prefix with test_relay.\\.1 send to stats;\n\
+             match * send to main stop;\n",
+            main.addr, stats.addr
+        ),
+    )
+    .unwrap();
+    let converted = carbonwatch::config::crelay::convert(&path, 2003).unwrap();
+    let text = format!(
+        "{}\n[admin]\nlisten = \"\"\n[alerting]\nstore = \"\"\n",
+        converted.toml
+    );
+    let app = App::start(carbonwatch::config::Config::parse(&text, &path).unwrap())
+        .await
+        .unwrap();
+    let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
+        .await
+        .unwrap();
+    s.write_all(b"user.metric 1 1700000000\n").await.unwrap();
+    s.shutdown().await.unwrap();
+    let host = gethostname_for_test();
+    let received = |n: u32| format!("test_relay.{host}.metricsReceived {n} ");
+    // The interval with the client's metric reports 1, a later one 0.
+    wait_until(Duration::from_secs(30), || {
+        let lines = stats.lines();
+        let one = lines.iter().position(|l| l.starts_with(&received(1)));
+        one.is_some_and(|i| lines[i..].iter().any(|l| l.starts_with(&received(0))))
+    })
+    .await;
+    assert!(
+        !stats.lines().iter().any(|l| l.starts_with("user.")),
+        "only self-metrics reach the stats cluster"
+    );
+    let lines = main.lines();
+    assert_eq!(
+        lines,
+        ["user.metric 1 1700000000"],
+        "no self-metric reaches the rules"
+    );
+    app.shutdown().await;
+}
+
 fn gethostname_for_test() -> String {
     let out = std::process::Command::new("hostname").output().unwrap();
     String::from_utf8(out.stdout)

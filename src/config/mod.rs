@@ -538,6 +538,7 @@ impl Validator<'_> {
         let admin = self.addr(&raw.admin.listen, "admin.listen");
         let mut router = self.router(&raw.cluster, &raw.route);
         router.cleanse = raw.relay.cleanse_names;
+        self.stats_route(&raw.stats, &mut router);
         self.admin_rules(&raw.admin);
         let checks = self.checks(std::mem::take(&mut raw.checks_read));
         if jiff::tz::TimeZone::get(&raw.notify.timezone).is_err() {

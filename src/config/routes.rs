@@ -5,6 +5,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::{ConfigIssue, Validator};
+use crate::relay::StatsConfig;
 use crate::route::hash::Node;
 use regex::Regex;
 
@@ -191,6 +192,34 @@ impl Validator<'_> {
             }
         }
         router
+    }
+
+    /// `[stats] send_to`: a first rule that takes the self-metrics (by
+    /// their prefix) to those clusters and stops, as carbon-c-relay's
+    /// `statistics send to` adds a route before the others.
+    pub(super) fn stats_route(&mut self, stats: &StatsConfig, router: &mut Router) {
+        if stats.send_to.is_empty() {
+            return;
+        }
+        let mut to = Vec::new();
+        for name in &stats.send_to {
+            match router.clusters.iter().position(|c| c.name == *name) {
+                Some(i) => to.push(i),
+                None => self.issue_at("stats.send_to", format!("no cluster named {name:?}")),
+            }
+        }
+        let prefix = format!("{}.", crate::relay::selfmetrics::prefix(stats));
+        router.rules.insert(
+            0,
+            Rule {
+                matcher: Matcher::Prefix(prefix),
+                rewrite: None,
+                hash_key: None,
+                validate: None,
+                to,
+                stop: true,
+            },
+        );
     }
 
     fn rule(&mut self, ri: usize, r: &RawRoute, router: &Router) -> Option<Rule> {

@@ -107,6 +107,12 @@ pub struct StatsConfig {
     /// Name prefix; `{host}` becomes the host name with `.` as `_`,
     /// `{fqdn}` the host name as it is, `{short}` its first label.
     pub prefix: String,
+    /// Send each counter as its increase over the interval instead of its
+    /// total (carbon-c-relay's `reset counters after interval`).
+    pub reset_counters: bool,
+    /// Clusters the self-metrics go to directly, skipping every rule
+    /// (carbon-c-relay's `statistics send to`); empty: through the rules.
+    pub send_to: Vec<String>,
 }
 
 impl Default for StatsConfig {
@@ -115,6 +121,8 @@ impl Default for StatsConfig {
             enabled: true,
             interval_secs: 60,
             prefix: "carbon.relays.{host}".into(),
+            reset_counters: false,
+            send_to: Vec::new(),
         }
     }
 }

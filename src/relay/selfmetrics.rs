@@ -18,6 +18,7 @@
 //!
 //! Counters are cumulative, as carbon-c-relay sends them by default.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::codec::{Metric, ParseOptions};
 use crate::relay::Relay;
 use crate::relay::StatsConfig;
-use crate::stats::{Figure, Figures};
+use crate::stats::{Figure, Figures, Kind};
 
 /// The prefix with the host name filled in: `{host}` with its dots as
 /// `_`, `{fqdn}` as it is, `{short}` up to its first dot (carbon-c-relay's
@@ -47,6 +48,14 @@ fn expand_prefix(prefix: &str, fqdn: &str) -> String {
 /// name, the relay's under `prefix`, each destination's under
 /// `prefix.destinations.<host_port>`.
 pub fn snapshot(relay: &Relay, prefix: &str) -> Vec<(String, f64)> {
+    snapshot_kinds(relay, prefix)
+        .into_iter()
+        .map(|(n, v, _)| (n, v))
+        .collect()
+}
+
+/// [`snapshot`] with each figure's kind.
+fn snapshot_kinds(relay: &Relay, prefix: &str) -> Vec<(String, f64, Kind)> {
     let mut out = Vec::new();
     let mut under = |node: &str, f: Figure<'_>| {
         if let Some(name) = f.carbon {
@@ -54,7 +63,7 @@ pub fn snapshot(relay: &Relay, prefix: &str) -> Vec<(String, f64)> {
                 Some((_, v)) => format!("{node}.{name}.{v}"),
                 None => format!("{node}.{name}"),
             };
-            out.push((name, f.value));
+            out.push((name, f.value, f.kind));
         }
     };
     relay.figures(&mut |f| under(prefix, f));
@@ -75,6 +84,8 @@ pub async fn run(relay: Arc<Relay>, cfg: StatsConfig, token: CancellationToken) 
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     let mut dispatcher = relay.dispatcher();
+    // With `reset_counters`: each counter's value at the last report.
+    let mut last: HashMap<String, f64> = HashMap::new();
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
@@ -85,7 +96,14 @@ pub async fn run(relay: Arc<Relay>, cfg: StatsConfig, token: CancellationToken) 
             normalize_tags: false,
             now,
         };
-        for (name, value) in snapshot(&relay, &prefix) {
+        for (name, value, kind) in snapshot_kinds(&relay, &prefix) {
+            let value = match (cfg.reset_counters, kind) {
+                (true, Kind::Counter) => {
+                    let before = last.insert(name.clone(), value).unwrap_or(0.0);
+                    (value - before).max(0.0)
+                }
+                _ => value,
+            };
             if let Ok(m) = Metric::from_parts(name.into(), value, now as f64, &opts) {
                 dispatcher.dispatch(&m);
             }

@@ -16,6 +16,13 @@ fn shipped_configs_validate() {
         }
     }
     assert!(seen >= 4, "found {seen} configs");
+    let crelay = Config::load_as(
+        std::path::Path::new("config/carbon-c-relay.conf"),
+        carbonwatch::config::ConfigFormat::CarbonCRelay,
+    )
+    .unwrap_or_else(|e| panic!("config/carbon-c-relay.conf: {e}"));
+    assert_eq!(crelay.router.rules.len(), 5);
+    assert!(crelay.router.cleanse && crelay.router.validates);
     let security = Config::load(std::path::Path::new("config/security-checks.toml")).unwrap();
     assert_eq!(security.checks.len(), 10);
     assert!(security.checks.iter().all(|c| c.live && c.enabled));

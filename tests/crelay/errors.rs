@@ -185,10 +185,6 @@ fn constructs_carbonwatch_cannot_apply_are_refused_by_name() {
             "listen type linemode /tmp/s proto unix;\n",
             "listening on a unix socket is not supported",
         ),
-        (
-            "statistics reset counters after interval;\n",
-            "reset counters after interval is not supported",
-        ),
     ];
     for (text, want) in cases {
         let got = check(text);

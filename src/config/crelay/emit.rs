@@ -43,6 +43,8 @@ struct State {
     udp: Option<(String, Pos)>,
     stats_interval: Option<u64>,
     stats_prefix: Option<String>,
+    stats_reset: bool,
+    stats_send_to: Vec<String>,
     notes: Vec<String>,
     rules: String,
     rule_origins: Vec<Pos>,
@@ -374,8 +376,8 @@ impl State {
                 if let Some((n, _)) = interval {
                     self.stats_interval = Some(*n);
                 }
-                if let Some(pos) = reset {
-                    self.unsupported(*pos, "reset counters after interval");
+                if reset.is_some() {
+                    self.stats_reset = true;
                 }
                 if let Some(p) = prefix {
                     match stats_prefix(&p.s) {
@@ -386,8 +388,10 @@ impl State {
                         ),
                     }
                 }
-                if let Some(c) = send.clusters.first() {
-                    self.unsupported(c.pos, "statistics send to");
+                if !send.clusters.is_empty() {
+                    if let Some(to) = self.send_to(send) {
+                        self.stats_send_to = to;
+                    }
                 }
             }
             Stmt::Listen {
@@ -547,6 +551,12 @@ pub fn emit(
         .clone()
         .unwrap_or_else(|| "carbon.relays.{host}".into());
     let _ = writeln!(head, "prefix = {}", quote(&prefix));
+    if st.stats_reset {
+        let _ = writeln!(head, "reset_counters = true");
+    }
+    if !st.stats_send_to.is_empty() {
+        let _ = writeln!(head, "send_to = [{}]", st.stats_send_to.join(", "));
+    }
     if st.blackhole_used {
         let _ = writeln!(
             st.cluster_tables,
