@@ -14,7 +14,9 @@ use tokio_util::task::TaskTracker;
 use crate::api::Alerting;
 use crate::check::Store;
 use crate::config::{Config, ConfigError, ConfigFormat};
-use crate::listen::{ListenCtx, PickleTcpListener, PlaintextTcpListener, PlaintextUdpListener};
+use crate::listen::{
+    ListenCtx, PickleTcpListener, PlaintextTcpListener, PlaintextUdpListener, PlaintextUnixListener,
+};
 use crate::notify::outbox::{Inbox, Outbox};
 use crate::notify::Notifiers;
 use crate::relay::{selfmetrics, Relay};
@@ -59,6 +61,14 @@ pub enum StartError {
         /// The address it asked for.
         addr: SocketAddr,
         /// Why the bind failed (in use, not permitted).
+        source: std::io::Error,
+    },
+    /// The unix socket could not be bound.
+    #[error("cannot listen on {} (plaintext_unix): {source}", .path.display())]
+    BindUnix {
+        /// `[listen] plaintext_unix`.
+        path: std::path::PathBuf,
+        /// Why the bind failed.
         source: std::io::Error,
     },
 }
@@ -205,6 +215,12 @@ impl App {
                 .await
                 .map_err(bind_err("plaintext_udp", addr))?;
             app.plaintext_udp = l.local_addr().ok();
+            tasks.spawn(l.run(ctx.clone(), listeners.clone()));
+        }
+        if !config.listen.plaintext_unix.is_empty() {
+            let path = std::path::PathBuf::from(&config.listen.plaintext_unix);
+            let l = PlaintextUnixListener::bind(&path)
+                .map_err(|source| StartError::BindUnix { path, source })?;
             tasks.spawn(l.run(ctx.clone(), listeners.clone()));
         }
         if let Some(addr) = config.pickle_tcp {

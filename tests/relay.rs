@@ -490,6 +490,45 @@ async fn statistics_go_to_their_cluster_and_reset_each_interval() {
     app.shutdown().await;
 }
 
+/// `[listen] plaintext_unix`: lines over a unix socket are relayed; a
+/// stale socket file is replaced, and the file goes at shutdown.
+#[tokio::test]
+async fn a_unix_socket_listener_relays_and_cleans_up() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("carbon.sock");
+    // What a killed process leaves: a socket file nobody listens on.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let text = format!(
+        "[listen]\nplaintext_tcp = \"\"\nplaintext_udp = \"\"\npickle_tcp = \"\"\nplaintext_unix = {:?}\n\
+         [admin]\nlisten = \"\"\n[stats]\nenabled = false\n[alerting]\nstore = \"\"\n{}",
+        path.display().to_string(),
+        cluster("forward", &[sink.addr.to_string()], "")
+    );
+    let app = App::start(
+        carbonwatch::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap(),
+    )
+    .await
+    .unwrap();
+    // A second listener on the same live socket is refused.
+    let again = App::start(
+        carbonwatch::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap(),
+    )
+    .await;
+    assert!(again.unwrap_err().to_string().contains("plaintext_unix"));
+    let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+    s.write_all(b"unix.a 1 1700000000\nunix.b 2 1700000000\n")
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    assert_eq!(
+        sink.wait_lines(2).await,
+        ["unix.a 1 1700000000", "unix.b 2 1700000000"]
+    );
+    app.shutdown().await;
+    assert!(!path.exists(), "the socket file is removed at shutdown");
+}
+
 fn gethostname_for_test() -> String {
     let out = std::process::Command::new("hostname").output().unwrap();
     String::from_utf8(out.stdout)

@@ -11,6 +11,9 @@ pub struct ListenConfig {
     pub plaintext_tcp: Spanned<String>,
     /// Plaintext over UDP; `""` disables it.
     pub plaintext_udp: Spanned<String>,
+    /// Plaintext over a unix stream socket at this path; `""` (the
+    /// default) disables it.
+    pub plaintext_unix: String,
     /// Pickle over TCP; `""` disables it.
     pub pickle_tcp: Spanned<String>,
     /// Upper bound on open TCP client connections across listeners;
@@ -49,6 +52,7 @@ impl Default for ListenConfig {
         ListenConfig {
             plaintext_tcp: Spanned::new(0..0, "0.0.0.0:2003".into()),
             plaintext_udp: Spanned::new(0..0, "0.0.0.0:2003".into()),
+            plaintext_unix: String::new(),
             pickle_tcp: Spanned::new(0..0, "0.0.0.0:2004".into()),
             max_connections: 4096,
             max_connections_per_peer: 1024,

@@ -13,6 +13,7 @@ pub mod pickle;
 pub mod plaintext;
 pub mod tcp;
 pub mod udp;
+pub mod unix;
 
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use config::ListenConfig;
 pub use pickle::PickleTcpListener;
 pub use plaintext::PlaintextTcpListener;
 pub use udp::PlaintextUdpListener;
+pub use unix::PlaintextUnixListener;
 
 /// What every listener needs.
 #[derive(Debug, Clone)]

@@ -1,4 +1,5 @@
-//! The TCP connection loop shared by the plaintext and pickle listeners.
+//! The connection loop shared by the plaintext and pickle listeners, over
+//! TCP and unix sockets.
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -6,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::{TcpListener as TokioListener, TcpStream};
+use tokio::net::{TcpListener as TokioListener, TcpStream, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::listen::ListenConfig;
@@ -42,6 +43,32 @@ pub trait Decoder: Send + 'static {
 
     /// Called at end of stream with what is left in `buf`.
     fn finish(&mut self, buf: &mut BytesMut, out: &mut Dispatcher);
+}
+
+/// What a connection reads from: a TCP or a unix stream socket.
+pub trait Stream: Send + Sync + 'static {
+    /// Reads what is ready without waiting.
+    fn try_read_buf(&self, buf: &mut BytesMut) -> std::io::Result<usize>;
+    /// Waits until a read may make progress.
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+}
+
+impl Stream for TcpStream {
+    fn try_read_buf(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        TcpStream::try_read_buf(self, buf)
+    }
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        TcpStream::readable(self)
+    }
+}
+
+impl Stream for UnixStream {
+    fn try_read_buf(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        UnixStream::try_read_buf(self, buf)
+    }
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        UnixStream::readable(self)
+    }
 }
 
 /// A TCP listener for one protocol.
@@ -101,7 +128,7 @@ impl<D: Decoder> TcpListener<D> {
             stats.connections.fetch_add(1, Relaxed);
             let (ctx2, token2) = (ctx.clone(), token.clone());
             ctx.tasks.spawn(async move {
-                serve::<D>(stream, peer, &ctx2, token2).await;
+                serve::<D, _>(stream, &peer.to_string(), &ctx2, token2).await;
                 ctx2.relay.stats.disconnects.fetch_add(1, Relaxed);
                 drop((permit, slot));
             });
@@ -127,13 +154,15 @@ fn grow(buf: &mut BytesMut, chunk: usize) {
     }
 }
 
-async fn serve<D: Decoder>(
-    stream: TcpStream,
-    peer: SocketAddr,
+/// Reads one connection until it ends, idles out or the token is
+/// cancelled, dispatching what it decodes.
+pub(crate) async fn serve<D: Decoder, S: Stream>(
+    stream: S,
+    peer: &str,
     ctx: &ListenCtx,
     token: CancellationToken,
 ) {
-    let peer_s = peer.to_string();
+    let peer_s = peer;
     let mut decoder = D::new(&ctx.limits);
     let mut dispatcher = ctx.relay.dispatcher();
     let mut buf = BytesMut::new();
@@ -239,7 +268,7 @@ async fn serve<D: Decoder>(
         let now = crate::unix_now();
         dispatcher.refresh();
         loop {
-            let more = decoder.decode(&mut buf, &mut dispatcher, now, &peer_s, &ctx.sampler);
+            let more = decoder.decode(&mut buf, &mut dispatcher, now, peer_s, &ctx.sampler);
             tokio::select! {
                 // A shutdown while blocked on a full queue must not hang.
                 _ = token.cancelled() => break,

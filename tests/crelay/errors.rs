@@ -181,10 +181,6 @@ fn constructs_carbonwatch_cannot_apply_are_refused_by_name() {
             "aggregate ^a every 10 seconds expire after 20 seconds compute sum write to b;\n",
             "aggregate is not supported",
         ),
-        (
-            "listen type linemode /tmp/s proto unix;\n",
-            "listening on a unix socket is not supported",
-        ),
     ];
     for (text, want) in cases {
         let got = check(text);

@@ -159,18 +159,21 @@ fn expected(conf: &std::path::Path) -> usize {
 fn run(relay: &str, dir: &std::path::Path) -> Vec<Vec<String>> {
     let sinks: Vec<Sink> = (0..DESTINATIONS).map(|_| Sink::start()).collect();
     let port = free_port();
-    let mut text = std::fs::read_to_string(
+    let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/crelay/conf/live.conf"),
     )
     .unwrap()
     .replace("@PORT@", &port.to_string());
+    let sock = dir.join(format!("{relay}.sock"));
+    let text = text.replace("@SOCK@", &sock.display().to_string());
+    let mut text = text;
     for (i, s) in sinks.iter().enumerate() {
         text = text.replace(&format!("@D{i}@"), &s.port.to_string());
     }
     let conf = dir.join(format!("{relay}.conf"));
     std::fs::write(&conf, text).unwrap();
     let child = start(relay, &conf, port);
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
     c.write_all(&input()).unwrap();
     drop(c);
     let want = expected(&conf);

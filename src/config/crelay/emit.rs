@@ -41,6 +41,7 @@ struct State {
     blackhole_used: bool,
     tcp: Option<(String, Pos)>,
     udp: Option<(String, Pos)>,
+    unix: Option<(String, Pos)>,
     stats_interval: Option<u64>,
     stats_prefix: Option<String>,
     stats_reset: bool,
@@ -408,7 +409,16 @@ impl State {
                 }
                 for r in receptors {
                     if r.proto.s == "unix" {
-                        self.unsupported(r.proto.pos, "listening on a unix socket");
+                        match &self.unix {
+                            Some((prev, _)) if *prev != r.addr.s => {
+                                let message = format!(
+                                    "a second unix listener ({}, after {prev}): carbonwatch listens on one unix socket",
+                                    r.addr.s
+                                );
+                                self.problems.push(Problem::new(r.addr.pos, message));
+                            }
+                            _ => self.unix = Some((r.addr.s.clone(), r.addr.pos)),
+                        }
                         continue;
                     }
                     let addr = match split_address(&r.addr.s) {
@@ -517,7 +527,7 @@ pub fn emit(
         return Err(st.problems);
     }
     let mut head = String::new();
-    let listen_default = st.tcp.is_none() && st.udp.is_none();
+    let listen_default = st.tcp.is_none() && st.udp.is_none() && st.unix.is_none();
     let any = format!("0.0.0.0:{relay_port}");
     let tcp = st.tcp.map(|t| t.0).unwrap_or_else(|| {
         if listen_default {
@@ -536,6 +546,9 @@ pub fn emit(
     let _ = writeln!(head, "[listen]");
     let _ = writeln!(head, "plaintext_tcp = {}", quote(&tcp));
     let _ = writeln!(head, "plaintext_udp = {}", quote(&udp));
+    if let Some((path, _)) = &st.unix {
+        let _ = writeln!(head, "plaintext_unix = {}", quote(path));
+    }
     let _ = writeln!(head, "# carbon-c-relay has no pickle listener.");
     let _ = writeln!(head, "pickle_tcp = ''");
     let _ = writeln!(head, "\n[relay]");
