@@ -165,6 +165,29 @@ pub fn convert(path: &Path, port: u16) -> Result<Converted, CrelayError> {
     let mut sources = Sources::default();
     let mut stmts = Vec::new();
     read(path, &mut sources, &mut stmts, 0, None)?;
+    finish(sources, stmts, port)
+}
+
+/// [`convert`] for text that is not in a file (named `name` in
+/// messages); its includes are read from files as usual.
+pub fn convert_text(text: &str, name: &str, port: u16) -> Result<Converted, CrelayError> {
+    let mut sources = Sources::default();
+    let mut stmts = Vec::new();
+    read_source(
+        name.to_string(),
+        text.to_string(),
+        &mut sources,
+        &mut stmts,
+        0,
+    )?;
+    finish(sources, stmts, port)
+}
+
+fn finish(
+    sources: Sources,
+    stmts: Vec<(parse::Stmt, usize)>,
+    port: u16,
+) -> Result<Converted, CrelayError> {
     let files: Vec<String> = sources.files.iter().map(|f| f.0.clone()).collect();
     let tagged: Vec<(parse::Stmt, String)> = stmts
         .into_iter()
@@ -207,6 +230,16 @@ fn read(
             source,
         },
     })?;
+    read_source(name, text, sources, out, depth)
+}
+
+fn read_source(
+    name: String,
+    text: String,
+    sources: &mut Sources,
+    out: &mut Vec<(parse::Stmt, usize)>,
+    depth: usize,
+) -> Result<(), CrelayError> {
     let file = sources.files.len();
     // Where the file ends, as c-relay places "unexpected end of file".
     let end = Pos {
@@ -327,6 +360,113 @@ fn fnmatch(p: &[u8], s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Token soup from the grammar's words: never a panic, and whatever
+    /// converts is TOML that loads (the fuzz target `crelay_config` does
+    /// the same on arbitrary bytes).
+    #[test]
+    fn any_statement_soup_is_refused_cleanly_or_loads() {
+        let words = [
+            "cluster",
+            "c",
+            "d",
+            "forward",
+            "any_of",
+            "failover",
+            "carbon_ch",
+            "fnv1a_ch",
+            "jump_fnv1a_ch",
+            "file",
+            "ip",
+            "replication",
+            "2",
+            "0",
+            "300",
+            "dynamic",
+            "useall",
+            "10.0.0.1:2003",
+            "10.0.0.2",
+            "[::1]:5",
+            "=",
+            "a",
+            "proto",
+            "udp",
+            "tcp",
+            "unix",
+            "type",
+            "linemode",
+            "transport",
+            "plain",
+            "gzip",
+            "ssl",
+            "match",
+            "*",
+            "^a\\.(b)",
+            "(",
+            "validate",
+            "else",
+            "log",
+            "drop",
+            "route",
+            "using",
+            "\\_1",
+            "send",
+            "to",
+            "blackhole",
+            "stop",
+            "rewrite",
+            "into",
+            "x.\\^.1",
+            "aggregate",
+            "every",
+            "seconds",
+            "expire",
+            "after",
+            "timestamp",
+            "at",
+            "start",
+            "of",
+            "bucket",
+            "compute",
+            "sum",
+            "percentile95",
+            "write",
+            "statistics",
+            "submit",
+            "reset",
+            "counters",
+            "interval",
+            "prefix",
+            "with",
+            "listen",
+            "2003",
+            ":2004",
+            "/tmp/s",
+            "\"q s\"",
+            ";",
+            ";",
+            "# c\n",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut loaded = 0;
+        for _ in 0..4000 {
+            let mut text = String::new();
+            for _ in 0..(x % 40) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.push_str(words[(x % words.len() as u64) as usize]);
+                text.push(if x % 7 == 0 { '\n' } else { ' ' });
+            }
+            if let Ok(c) = convert_text(&text, "soup.conf", 2003) {
+                crate::config::Config::parse(&c.toml, Path::new("soup.conf")).unwrap_or_else(|e| {
+                    panic!("{text:?} converted to TOML that fails: {e}\n{}", c.toml)
+                });
+                loaded += 1;
+            }
+        }
+        assert!(loaded > 10, "only {loaded} soups converted");
+    }
 
     #[test]
     fn wildcards_match_like_glob() {
