@@ -455,14 +455,15 @@ async fn statistics_go_to_their_cluster_and_reset_each_interval() {
         ),
     )
     .unwrap();
-    let converted = carbonwatch::config::crelay::convert(&path, 2003).unwrap();
-    let text = format!(
-        "{}\n[admin]\nlisten = \"\"\n[alerting]\nstore = \"\"\n",
-        converted.toml
-    );
-    let app = App::start(carbonwatch::config::Config::parse(&text, &path).unwrap())
-        .await
-        .unwrap();
+    let app = App::start(
+        carbonwatch::config::Config::load_as(
+            &path,
+            carbonwatch::config::ConfigFormat::CarbonCRelay,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
     let mut s = TcpStream::connect(app.plaintext_tcp.unwrap())
         .await
         .unwrap();

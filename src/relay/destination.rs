@@ -164,11 +164,14 @@ impl Destination {
     ) -> Self {
         let spool = (!cfg.spool_dir.is_empty()).then(|| {
             // One directory per destination, named after its address.
-            let name: String = spec
+            let mut name: String = spec
                 .address()
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
                 .collect();
+            if spec.protocol == Protocol::PlaintextUdp {
+                name.push_str("-udp");
+            }
             let limits = SpoolLimits {
                 max_bytes: cfg.spool_max_bytes_per_destination,
                 segment_bytes: cfg.spool_segment_bytes,
@@ -370,6 +373,9 @@ impl Destination {
     /// Writes the queue to the destination until the queue is closed and
     /// drained, or [`Destination::abort`] is called.
     pub async fn run_writer(self: Arc<Self>, cfg: RelayConfig) {
+        if self.spec.protocol == Protocol::PlaintextUdp {
+            return self.run_udp_writer(cfg).await;
+        }
         let addr = self.spec.address();
         let mut backoff = Duration::from_millis(cfg.reconnect_min_ms);
         let max_backoff = Duration::from_millis(cfg.reconnect_max_ms.max(cfg.reconnect_min_ms));
@@ -414,6 +420,63 @@ impl Destination {
                     return;
                 }
                 Pump::Broken(e) => self.fail(&addr, &e.to_string()),
+            }
+        }
+    }
+
+    /// UDP: one datagram a line from a connected socket. A send that
+    /// fails (the peer's port answered with ICMP unreachable, no route)
+    /// puts the batch's unsent lines back and reconnects after a backoff.
+    async fn run_udp_writer(self: Arc<Self>, cfg: RelayConfig) {
+        let addr = self.spec.address();
+        let mut backoff = Duration::from_millis(cfg.reconnect_min_ms);
+        let max_backoff = Duration::from_millis(cfg.reconnect_max_ms.max(cfg.reconnect_min_ms));
+        loop {
+            let socket = match udp_connect(&addr).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.fail(&addr, &e.to_string());
+                    if self.queue.is_finished() || self.wait(backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(max_backoff);
+                    continue;
+                }
+            };
+            self.set_healthy(true);
+            self.stats.connects.fetch_add(1, Relaxed);
+            backoff = Duration::from_millis(cfg.reconnect_min_ms);
+            loop {
+                let next = tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    b = self.queue.pop() => b,
+                };
+                let Some(batch) = next else { return };
+                match send_lines(&socket, &batch.data).await {
+                    Ok(()) => {
+                        self.stats
+                            .sent_lines
+                            .fetch_add(u64::from(batch.lines), Relaxed);
+                    }
+                    Err((sent, e)) => {
+                        let data = batch.data.slice(sent..);
+                        let lines = memchr::memchr_iter(b'\n', &data).count() as u32;
+                        let rest = Batch { data, lines };
+                        self.stats
+                            .sent_lines
+                            .fetch_add(u64::from(batch.lines - rest.lines), Relaxed);
+                        self.stats
+                            .requeued_lines
+                            .fetch_add(u64::from(rest.lines), Relaxed);
+                        self.queue.push_front(rest);
+                        self.fail(&addr, &e.to_string());
+                        if self.wait(backoff).await {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(max_backoff);
+                        break;
+                    }
+                }
             }
         }
     }
@@ -552,7 +615,7 @@ impl Destination {
         out.clear();
         match self.spec.protocol {
             Protocol::Plaintext if batches.len() == 1 => batches[0].data.clone(),
-            Protocol::Plaintext => {
+            Protocol::Plaintext | Protocol::PlaintextUdp => {
                 batches.iter().for_each(|b| out.extend_from_slice(&b.data));
                 out.split().freeze()
             }
@@ -592,6 +655,39 @@ impl Destination {
         self.commit_spooled();
         self.queue.push_front(b);
     }
+}
+
+/// A UDP socket connected to `addr` (`host:port`, resolved now).
+async fn udp_connect(addr: &str) -> std::io::Result<tokio::net::UdpSocket> {
+    let target = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the name resolves to no address"))?;
+    let local: std::net::SocketAddr = if target.is_ipv6() {
+        "[::]:0".parse().expect("an address")
+    } else {
+        "0.0.0.0:0".parse().expect("an address")
+    };
+    let socket = tokio::net::UdpSocket::bind(local).await?;
+    socket.connect(target).await?;
+    Ok(socket)
+}
+
+/// Sends each line of `data` as a datagram; on failure, how many bytes
+/// went out in whole lines, and why.
+async fn send_lines(
+    socket: &tokio::net::UdpSocket,
+    data: &[u8],
+) -> Result<(), (usize, std::io::Error)> {
+    let mut at = 0;
+    while at < data.len() {
+        let end = memchr::memchr(b'\n', &data[at..]).map_or(data.len(), |i| at + i + 1);
+        if let Err(e) = socket.send(&data[at..end]).await {
+            return Err((at, e));
+        }
+        at = end;
+    }
+    Ok(())
 }
 
 /// Reads whatever the peer sent without blocking: an error if it closed.

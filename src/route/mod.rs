@@ -35,6 +35,10 @@ pub enum Protocol {
     Plaintext,
     /// Length-prefixed protocol-2 pickle frames.
     Pickle,
+    /// `name value timestamp\n` lines over UDP, one datagram a line, as
+    /// carbon-c-relay's `proto udp` sends them: nothing is acknowledged,
+    /// so nothing is retried.
+    PlaintextUdp,
 }
 
 /// Where a destination is, as written in the config.

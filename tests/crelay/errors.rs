@@ -162,8 +162,8 @@ fn carbon_c_relay_refuses_the_same_files() {
 fn constructs_carbonwatch_cannot_apply_are_refused_by_name() {
     let cases = [
         (
-            "cluster a forward 127.0.0.1:2003 proto udp;\n",
-            "proto udp is not supported",
+            "cluster a forward 127.0.0.1:2003 proto udp 127.0.0.1:2004;\n",
+            "mixing proto udp and tcp members",
         ),
         (
             "cluster a forward 127.0.0.1:2003 transport gzip;\n",

@@ -14,14 +14,14 @@ use super::common::{signal, BIN};
 const DESTINATIONS: usize = 8;
 
 /// A destination: every connection read to its end, in arrival order.
-struct Sink {
-    port: u16,
+pub struct Sink {
+    pub port: u16,
     data: Arc<Mutex<Vec<u8>>>,
     open: Arc<Mutex<usize>>,
 }
 
 impl Sink {
-    fn start() -> Sink {
+    pub fn start() -> Sink {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let data = Arc::new(Mutex::new(Vec::new()));
@@ -47,7 +47,7 @@ impl Sink {
         Sink { port, data, open }
     }
 
-    fn count(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.data
             .lock()
             .unwrap()
@@ -57,7 +57,7 @@ impl Sink {
     }
 
     /// The lines, once no connection is open; self-metrics left out.
-    fn lines(&self) -> Vec<String> {
+    pub fn lines(&self) -> Vec<String> {
         let start = Instant::now();
         while *self.open.lock().unwrap() > 0 {
             assert!(
@@ -74,7 +74,7 @@ impl Sink {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -107,7 +107,7 @@ fn input() -> Vec<u8> {
     s
 }
 
-fn start(relay: &str, conf: &std::path::Path, port: u16) -> Child {
+pub fn start(relay: &str, conf: &std::path::Path, port: u16) -> Child {
     let mut cmd = match relay {
         "carbon-c-relay" => {
             let mut c = Command::new("carbon-c-relay");

@@ -8,6 +8,7 @@ mod common;
 mod errors;
 mod live;
 mod route;
+mod udp;
 
 use std::path::{Path, PathBuf};
 

@@ -134,7 +134,7 @@ impl State {
             let Some(v) = opt else { continue };
             let fine = match what {
                 "type" => v.s == "linemode",
-                "proto" => v.s == "tcp",
+                "proto" => true,
                 _ => v.s == "plain",
             };
             if !fine {
@@ -260,6 +260,21 @@ impl State {
                 format!("a cluster has at most {MAX_MEMBERS} members"),
             ));
         }
+        let udp = |m: &Member| m.proto.as_ref().is_some_and(|p| p.s == "udp");
+        let any_udp = members.iter().any(udp);
+        if any_udp && !members.iter().all(udp) {
+            let at = members
+                .iter()
+                .find(|m| !udp(m))
+                .expect("a tcp member")
+                .addr
+                .pos;
+            self.problems.push(Problem::new(
+                at,
+                "a cluster mixing proto udp and tcp members: carbonwatch sets the protocol per cluster",
+            ));
+            return;
+        }
         let before = self.problems.len();
         let dests: Vec<String> = members.iter().filter_map(|m| self.member(m)).collect();
         if self.problems.len() > before {
@@ -277,6 +292,9 @@ impl State {
         let _ = writeln!(t, "type = {}", quote(&toml_type));
         if replication != 1 {
             let _ = writeln!(t, "replication = {replication}");
+        }
+        if any_udp {
+            let _ = writeln!(t, "protocol = 'plaintext_udp'");
         }
         let list: Vec<String> = dests.iter().map(|d| quote(d)).collect();
         let _ = writeln!(t, "destinations = [{}]", list.join(", "));
@@ -551,6 +569,23 @@ pub fn emit(
     }
     let _ = writeln!(head, "# carbon-c-relay has no pickle listener.");
     let _ = writeln!(head, "pickle_tcp = ''");
+    let _ = writeln!(head, "\n[admin]");
+    let _ = writeln!(
+        head,
+        "# carbon-c-relay has no HTTP port; give an address for the API, the UI"
+    );
+    let _ = writeln!(head, "# and /metrics.");
+    let _ = writeln!(head, "listen = ''");
+    let _ = writeln!(head, "\n[alerting]");
+    let _ = writeln!(
+        head,
+        "# Alerting is off: a carbon-c-relay file has no checks. Give a store"
+    );
+    let _ = writeln!(
+        head,
+        "# path (and [[check]] tables or the API) to turn it on."
+    );
+    let _ = writeln!(head, "store = ''");
     let _ = writeln!(head, "\n[relay]");
     let _ = writeln!(
         head,
