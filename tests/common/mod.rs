@@ -216,7 +216,11 @@ for dirpath, _, files in os.walk(root):
             continue
         path = os.path.join(dirpath, f)
         metric = os.path.relpath(path, root)[:-4].replace(os.sep, ".")
-        (start, end, step), values = whisper.fetch(path, now - 590, now + 1)
+        try:
+            (start, end, step), values = whisper.fetch(path, now - 590, now + 1)
+        except whisper.CorruptWhisperFile:
+            # carbon-cache is still writing its header: no points yet.
+            continue
         for i, v in enumerate(values):
             if v is not None:
                 out.append([metric, start + i * step, v])
