@@ -101,6 +101,9 @@ pub struct App {
     background: CancellationToken,
     tasks: TaskTracker,
     connections: TaskTracker,
+    /// The aggregators' expiry task: stopped after the connections (so
+    /// it sees their last points) and before the relay drains.
+    aggregation: (CancellationToken, TaskTracker),
     _alert_runtime: Option<AlertRuntime>,
 }
 
@@ -144,6 +147,9 @@ pub struct ShutdownReport {
     pub undelivered: u64,
     /// Lines written to the disk spool for the next start.
     pub spooled: u64,
+    /// Points in aggregation buckets still open at shutdown: never emitted
+    /// (c-relay loses them too).
+    pub aggregate_points_unemitted: u64,
 }
 
 fn bind_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> StartError {
@@ -201,8 +207,13 @@ impl App {
             listeners: listeners.clone(),
             background: background.clone(),
             tasks: tasks.clone(),
+            aggregation: (CancellationToken::new(), TaskTracker::new()),
             _alert_runtime: alert_runtime,
         };
+        app.aggregation.1.spawn(crate::relay::aggregate::run(
+            relay.clone(),
+            app.aggregation.0.clone(),
+        ));
         if let Some(addr) = config.plaintext_tcp {
             let l = PlaintextTcpListener::bind(addr, "plaintext_tcp")
                 .await
@@ -360,6 +371,16 @@ impl App {
         self.listeners.cancel();
         self.connections.close();
         self.connections.wait().await;
+        self.aggregation.0.cancel();
+        self.aggregation.1.close();
+        self.aggregation.1.wait().await;
+        let aggregate_points_unemitted: u64 = self
+            .relay
+            .table()
+            .aggregators
+            .iter()
+            .map(|a| a.stats.unemitted.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
         let grace = Duration::from_secs(self.config.relay.shutdown_timeout_secs);
         let (undelivered, spooled) = self.relay.shutdown(grace).await;
         self.background.cancel();
@@ -378,6 +399,7 @@ impl App {
         ShutdownReport {
             undelivered,
             spooled,
+            aggregate_points_unemitted,
         }
     }
 }

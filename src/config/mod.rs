@@ -19,7 +19,7 @@ mod ranges;
 mod routes;
 mod split;
 
-pub use routes::{RawCluster, RawRoute};
+pub use routes::{RawAggregate, RawCluster, RawCompute, RawRoute};
 
 use crate::alert::AlertingConfig;
 use crate::api::AdminConfig;
@@ -105,6 +105,9 @@ pub struct RawConfig {
     /// `[[route]]`.
     #[serde(default)]
     pub route: Vec<RawRoute>,
+    /// `[[aggregate]]`.
+    #[serde(default)]
+    pub aggregate: Vec<RawAggregate>,
     /// `[alerting]`.
     #[serde(default)]
     pub alerting: AlertingConfig,
@@ -415,6 +418,7 @@ impl RawConfig {
             "stats" => self.stats = part.stats,
             "cluster" => self.cluster = part.cluster,
             "route" => self.route = part.route,
+            "aggregate" => self.aggregate = part.aggregate,
             "alerting" => self.alerting = part.alerting,
             "notify" => self.notify = part.notify,
             "smtp" => self.smtp = part.smtp,
@@ -536,7 +540,7 @@ impl Validator<'_> {
         let plaintext_udp = self.addr(&raw.listen.plaintext_udp, "listen.plaintext_udp");
         let pickle_tcp = self.addr(&raw.listen.pickle_tcp, "listen.pickle_tcp");
         let admin = self.addr(&raw.admin.listen, "admin.listen");
-        let mut router = self.router(&raw.cluster, &raw.route);
+        let mut router = self.router(&raw.cluster, &raw.route, &raw.aggregate);
         router.cleanse = raw.relay.cleanse_names;
         self.stats_route(&raw.stats, &mut router);
         self.admin_rules(&raw.admin);

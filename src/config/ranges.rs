@@ -97,6 +97,18 @@ impl Validator<'_> {
             1 << 24,
         );
         self.range_usize(
+            "relay.aggregate_max_series",
+            r.aggregate_max_series,
+            1,
+            1 << 28,
+        );
+        self.range_usize(
+            "relay.aggregate_max_values_per_bucket",
+            r.aggregate_max_values_per_bucket,
+            1,
+            1 << 24,
+        );
+        self.range_usize(
             "relay.connections_per_destination",
             r.connections_per_destination,
             1,

@@ -66,6 +66,51 @@ pub struct RawRoute {
     pub stop: bool,
 }
 
+/// An `[[aggregate]]` table: carbon-c-relay's `aggregate` rule. It sits
+/// among the `[[route]]` tables in the order of the file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawAggregate {
+    /// Graphite glob to match (`"*"` matches everything).
+    #[serde(rename = "match")]
+    pub glob: Option<Spanned<String>>,
+    /// Regular expression (or a list) to match; its groups fill the
+    /// `write_to` templates.
+    pub regex: Option<Spanned<OneOrMany>>,
+    /// Literal prefix to match.
+    pub prefix: Option<Spanned<String>>,
+    /// Bucket width.
+    pub every_secs: Spanned<u64>,
+    /// How long after it starts a bucket takes points; more than
+    /// `every_secs`.
+    pub expire_secs: Spanned<u64>,
+    /// `start`, `middle` or `end` (the default) of the bucket.
+    #[serde(default)]
+    pub timestamp: route::aggregate::BucketTime,
+    /// What to compute and the names to write it to.
+    pub compute: Spanned<Vec<RawCompute>>,
+    /// Clusters the aggregates go to; without, they re-enter routing at
+    /// the first rule.
+    #[serde(default)]
+    pub send_to: Vec<Spanned<String>>,
+    /// Stop the walk for the metrics this rule takes.
+    #[serde(default)]
+    pub stop: bool,
+}
+
+/// One `compute` of an `[[aggregate]]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawCompute {
+    /// `sum`, `count`, `max`, `min`, `average`, `median`, `percentileNN`,
+    /// `variance` or `stddev`.
+    pub function: Spanned<String>,
+    /// The output name, with the regex's groups as `\1`.
+    pub write_to: Spanned<String>,
+}
+
+/// Buckets per series past which an `[[aggregate]]` is refused: each
+/// series holds `expire_secs / every_secs + 2` of them.
+pub const MAX_BUCKETS_PER_SERIES: u64 = 1000;
+
 /// What a refused `validate` does beside counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -106,6 +151,20 @@ impl<'de> Deserialize<'de> for OneOrMany {
     }
 }
 
+impl RawRoute {
+    /// Where the table is in the file (`usize::MAX` when it has no key
+    /// that says).
+    fn offset(&self) -> usize {
+        self.glob
+            .as_ref()
+            .map(|g| g.span())
+            .or(self.regex.as_ref().map(|r| r.span()))
+            .or(self.prefix.as_ref().map(|p| p.span()))
+            .or(self.to.first().map(|t| t.span()))
+            .map_or(usize::MAX, |s| s.start)
+    }
+}
+
 fn one() -> usize {
     1
 }
@@ -114,7 +173,12 @@ fn yes() -> bool {
 }
 
 impl Validator<'_> {
-    pub(super) fn router(&mut self, clusters: &[RawCluster], routes: &[RawRoute]) -> Router {
+    pub(super) fn router(
+        &mut self,
+        clusters: &[RawCluster],
+        routes: &[RawRoute],
+        aggregates: &[RawAggregate],
+    ) -> Router {
         let mut router = Router::default();
         for (ci, c) in clusters.iter().enumerate() {
             let key = |k: &str| format!("cluster[{ci}].{k}");
@@ -185,13 +249,130 @@ impl Validator<'_> {
                 }
             }
         }
-        for (ri, r) in routes.iter().enumerate() {
-            if let Some(rule) = self.rule(ri, r, &router) {
+        // Rules run in the order of the file, routes and aggregates alike.
+        let mut order: Vec<(usize, Result<usize, usize>)> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.offset(), Ok(i)))
+            .chain(
+                aggregates
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (a.every_secs.span().start, Err(i))),
+            )
+            .collect();
+        order.sort_by_key(|&(at, _)| at);
+        for (_, which) in order {
+            let rule = match which {
+                Ok(ri) => self.rule(ri, &routes[ri], &router),
+                Err(ai) => self.aggregate(ai, &aggregates[ai], &mut router),
+            };
+            if let Some(rule) = rule {
                 router.validates |= rule.validate.is_some();
                 router.rules.push(rule);
             }
         }
         router
+    }
+
+    fn aggregate(&mut self, ai: usize, a: &RawAggregate, router: &mut Router) -> Option<Rule> {
+        let key = |k: &str| format!("aggregate[{ai}].{k}");
+        let at = a.every_secs.span().start;
+        let matcher = self.matcher(&key, &a.glob, &a.regex, &a.prefix, at)?;
+        let (every, expire) = (*a.every_secs.get_ref(), *a.expire_secs.get_ref());
+        if !(1..=86_400).contains(&every) {
+            return self.fail(
+                &a.every_secs,
+                key("every_secs"),
+                "every_secs must be from 1 to 86400",
+            );
+        }
+        if expire <= every {
+            return self.fail(
+                &a.expire_secs,
+                key("expire_secs"),
+                "expire_secs must be greater than every_secs (as carbon-c-relay requires)",
+            );
+        }
+        if expire / every + 2 > MAX_BUCKETS_PER_SERIES {
+            return self.fail(
+                &a.expire_secs,
+                key("expire_secs"),
+                format!("expire_secs / every_secs must be at most {}: each series holds that many buckets", MAX_BUCKETS_PER_SERIES - 2),
+            );
+        }
+        if a.compute.get_ref().is_empty() {
+            return self.fail(
+                &a.compute,
+                key("compute"),
+                "an aggregate needs at least one compute",
+            );
+        }
+        let no_groups = Regex::new("").expect("empty regex");
+        let groups = match &matcher {
+            Matcher::Regex(re) => re,
+            Matcher::AnyRegex(res) => &res[0],
+            _ => &no_groups,
+        };
+        let mut computes = Vec::new();
+        let mut identity = format!(
+            "{:?}|{:?}|{:?}|{every}|{expire}|{:?}",
+            a.glob.as_ref().map(|g| g.get_ref()),
+            a.regex.as_ref().map(|r| &r.get_ref().0),
+            a.prefix.as_ref().map(|p| p.get_ref()),
+            a.timestamp
+        );
+        for (ci, c) in a.compute.get_ref().iter().enumerate() {
+            let k = |f: &str| key(&format!("compute[{ci}].{f}"));
+            let Some(function) = route::aggregate::Function::parse(c.function.get_ref()) else {
+                return self.fail(
+                    &c.function,
+                    k("function"),
+                    format!(
+                        "unknown function {:?}: sum, count, max, min, average, median, percentile1 to percentile99, variance or stddev",
+                        c.function.get_ref()
+                    ),
+                );
+            };
+            let write_to = match Replacement::parse(c.write_to.get_ref(), groups) {
+                Ok(r) => r,
+                Err(e) => return self.fail(&c.write_to, k("write_to"), e.to_string()),
+            };
+            identity.push_str(&format!("|{}>{}", function.name(), write_to.source));
+            computes.push(route::aggregate::Compute { function, write_to });
+        }
+        let mut send_to = Vec::new();
+        for name in &a.send_to {
+            match router
+                .clusters
+                .iter()
+                .position(|c| c.name == *name.get_ref())
+            {
+                Some(i) => send_to.push(i),
+                None => {
+                    let message = format!("no cluster named {:?}", name.get_ref());
+                    return self.fail(name, key("send_to"), message);
+                }
+            }
+            identity.push_str(&format!("|>{}", name.get_ref()));
+        }
+        router.aggregates.push(route::Aggregation {
+            every_secs: every as u32,
+            expire_secs: expire as u32,
+            timestamp: a.timestamp,
+            computes,
+            send_to,
+            identity,
+        });
+        Some(Rule {
+            matcher,
+            rewrite: None,
+            hash_key: None,
+            validate: None,
+            aggregate: Some(router.aggregates.len() - 1),
+            to: Vec::new(),
+            stop: a.stop,
+        })
     }
 
     /// `[stats] send_to`: a first rule that takes the self-metrics (by
@@ -216,15 +397,24 @@ impl Validator<'_> {
                 rewrite: None,
                 hash_key: None,
                 validate: None,
+                aggregate: None,
                 to,
                 stop: true,
             },
         );
     }
 
-    fn rule(&mut self, ri: usize, r: &RawRoute, router: &Router) -> Option<Rule> {
-        let key = |k: &str| format!("route[{ri}].{k}");
-        let matcher = match (&r.glob, &r.regex, &r.prefix) {
+    /// The matcher of a rule's `match`, `regex` or `prefix`; `at` is where
+    /// the rule is (`usize::MAX`: unknown).
+    fn matcher(
+        &mut self,
+        key: &dyn Fn(&str) -> String,
+        glob: &Option<Spanned<String>>,
+        regex: &Option<Spanned<OneOrMany>>,
+        prefix: &Option<Spanned<String>>,
+        at: usize,
+    ) -> Option<Matcher> {
+        Some(match (glob, regex, prefix) {
             (Some(g), None, None) if g.get_ref() == "*" => Matcher::All,
             (Some(g), None, None) => match Glob::new(g.get_ref()) {
                 Ok(glob) => Matcher::Glob(glob),
@@ -249,26 +439,25 @@ impl Validator<'_> {
             }
             (None, None, Some(p)) => Matcher::Prefix(p.get_ref().clone()),
             _ => {
-                let at = r
-                    .glob
-                    .as_ref()
-                    .map(|g| g.span())
-                    .or(r.regex.as_ref().map(|r| r.span()))
-                    .or(r.prefix.as_ref().map(|p| p.span()))
-                    .or(r.to.first().map(|t| t.span()));
                 let message = "give exactly one of match, regex or prefix";
                 match at {
-                    Some(at) => self.issue_at_offset(at.start, key("match"), message),
-                    None => self.issues.push(ConfigIssue {
+                    usize::MAX => self.issues.push(ConfigIssue {
                         file: self.file.clone(),
                         line: 0,
                         key: key("match"),
                         message: message.into(),
                     }),
+                    at => self.issue_at_offset(at, key("match"), message),
                 }
                 return None;
             }
-        };
+        })
+    }
+
+    fn rule(&mut self, ri: usize, r: &RawRoute, router: &Router) -> Option<Rule> {
+        let key = |k: &str| format!("route[{ri}].{k}");
+        let at = r.offset();
+        let matcher = self.matcher(&key, &r.glob, &r.regex, &r.prefix, at)?;
         let template =
             |this: &mut Self, t: &Spanned<String>, k: &str, re: &Regex| match Replacement::parse(
                 t.get_ref(),
@@ -324,6 +513,7 @@ impl Validator<'_> {
             rewrite,
             hash_key,
             validate,
+            aggregate: None,
             to,
             stop: r.stop,
         })

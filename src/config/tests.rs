@@ -370,3 +370,101 @@ fn relative_paths_resolve_beside_the_file_or_under_the_state_directory() {
         "what is read stays beside the file"
     );
 }
+
+const AGGREGATING: &str = r#"
+[[cluster]]
+name = "out"
+type = "forward"
+destinations = ["127.0.0.1:2103"]
+
+[[route]]
+prefix = "first."
+to = ["out"]
+
+[[aggregate]]
+regex = '^sys\.([^.]+)\.cpu'
+every_secs = 10
+expire_secs = 30
+timestamp = "start"
+compute = [
+  { function = "sum", write_to = 'agg.\1.sum' },
+  { function = "percentile95", write_to = 'agg.\1.p95' },
+]
+send_to = ["out"]
+stop = true
+
+[[route]]
+match = "*"
+to = ["out"]
+"#;
+
+/// `[[aggregate]]` tables run among the `[[route]]` tables in the order
+/// of the file, as c-relay's rules do.
+#[test]
+fn aggregates_take_their_place_among_the_routes() {
+    let c = parse(AGGREGATING).unwrap();
+    let kinds: Vec<bool> = c
+        .router
+        .rules
+        .iter()
+        .map(|r| r.aggregate.is_some())
+        .collect();
+    assert_eq!(kinds, vec![false, true, false]);
+    let a = &c.router.aggregates[0];
+    assert_eq!((a.every_secs, a.expire_secs), (10, 30));
+    assert_eq!(a.send_to, vec![0]);
+    assert_eq!(a.computes.len(), 2);
+    let mut routes = crate::route::Routes::default();
+    c.router.route("sys.web1.cpu", &|_| true, &mut routes);
+    assert_eq!(routes.aggregated, vec![(1, None)]);
+    assert!(routes.targets.is_empty(), "stop: the input goes no further");
+    c.router.route("first.x", &|_| true, &mut routes);
+    assert!(routes.aggregated.is_empty());
+    assert_eq!(routes.targets, vec![(0, None)]);
+}
+
+#[test]
+fn aggregate_errors_name_their_key() {
+    let cases = [
+        (
+            "expire_secs = 30",
+            "expire_secs = 10",
+            "aggregate[0].expire_secs: expire_secs must be greater than every_secs",
+        ),
+        (
+            "every_secs = 10",
+            "every_secs = 0",
+            "aggregate[0].every_secs: every_secs must be from 1 to 86400",
+        ),
+        (
+            "expire_secs = 30",
+            "expire_secs = 100000",
+            "aggregate[0].expire_secs: expire_secs / every_secs must be at most 998",
+        ),
+        (
+            "percentile95",
+            "percentile100",
+            "aggregate[0].compute[1].function: unknown function \"percentile100\"",
+        ),
+        (
+            "send_to = [\"out\"]",
+            "send_to = [\"nope\"]",
+            "aggregate[0].send_to: no cluster named \"nope\"",
+        ),
+        (
+            "agg.\\1.sum",
+            "agg.${host}.sum",
+            "aggregate[0].compute[0].write_to: the regex has no group named \"host\"",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let text = AGGREGATING.replace(from, to);
+        let got = issues(&text);
+        assert!(
+            got.iter().any(|g| g.contains(want)),
+            "{to}: want {want:?}, got {got:#?}"
+        );
+    }
+    let got = issues(&AGGREGATING.replace("timestamp = \"start\"", "timestamp = \"begin\""));
+    assert!(got[0].contains("unknown variant `begin`"), "{got:#?}");
+}

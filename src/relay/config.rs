@@ -68,6 +68,15 @@ pub struct RelayConfig {
     /// bytes to `_`, runs of dots to one, outer dots dropped; tags kept).
     /// On for carbon-c-relay config files, so the output matches c-relay's.
     pub cleanse_names: bool,
+    /// Aggregate series (one output name of one `compute`) held at once,
+    /// over all aggregation rules: bounds the aggregators' memory (a few
+    /// hundred bytes a series). A point that would start one more is
+    /// counted (`aggregator_dropped_total{reason="series_limit"}`).
+    pub aggregate_max_series: usize,
+    /// Values one bucket keeps for `median`, `percentileNN`, `variance`
+    /// and `stddev` (8 bytes each); past it a point still counts in the
+    /// sums, and is counted as `values_limit`.
+    pub aggregate_max_values_per_bucket: usize,
 }
 
 impl Default for RelayConfig {
@@ -92,6 +101,8 @@ impl Default for RelayConfig {
             spool_fsync_interval_ms: 1000,
             route_cache_max_names: 262_144,
             cleanse_names: false,
+            aggregate_max_series: 1_000_000,
+            aggregate_max_values_per_bucket: 100_000,
         }
     }
 }

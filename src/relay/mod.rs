@@ -13,10 +13,13 @@
 //!   see [`Dispatcher::lookahead`], [`Dispatcher::prepare`],
 //!   [`Dispatcher::holds_back`] and [`Dispatcher::on_idle`].
 //! * [`answers`]: the tap's per-name cache of match answers.
+//! * [`aggregate`]: carbon-c-relay's aggregators, fed by every dispatcher,
+//!   emptied by one expiry task whose output is routed like any metric.
 //!
 //! The routing [`Table`] is swapped atomically on reload; destinations whose
 //! address and protocol did not change keep their queue and connections.
 
+pub mod aggregate;
 pub mod answers;
 mod config;
 pub mod destination;
@@ -34,6 +37,7 @@ use bytes::BytesMut;
 use tokio_util::task::TaskTracker;
 
 use crate::codec::Metric;
+use crate::relay::aggregate::Aggregator;
 use crate::relay::tap::{AlertFlush, AlertTap, Key, TapCache};
 use crate::route::memo::RouteMemo;
 use crate::route::{DestinationSpec, Router, Routes};
@@ -67,6 +71,8 @@ pub struct Table {
     pub router: Router,
     /// `dests[id]` for every destination id the router returns.
     pub dests: Vec<Arc<Destination>>,
+    /// `aggregators[i]` holds the buckets of `router.aggregates[i]`.
+    pub aggregators: Vec<Arc<Aggregator>>,
 }
 
 /// The relay: the current table, every destination and their writers.
@@ -89,6 +95,10 @@ pub struct Relay {
     memo_seed: u64,
     /// Counts destination health changes (see `Destination`).
     health_epoch: Arc<std::sync::atomic::AtomicU64>,
+    /// Aggregators a reload removed, for the expiry task's last pass.
+    retired_aggregators: Mutex<Vec<Arc<Aggregator>>>,
+    /// Aggregate series held, over every aggregator.
+    aggregate_series: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Relay {
@@ -104,6 +114,7 @@ impl Relay {
             table: ArcSwap::from_pointee(Table {
                 router: Router::default(),
                 dests: Vec::new(),
+                aggregators: Vec::new(),
             }),
             stats,
             relay_cfg: Mutex::new(cfg.clone()),
@@ -114,6 +125,8 @@ impl Relay {
             spool_total: Arc::default(),
             memo_seed: RouteMemo::random_seed(),
             health_epoch: Arc::default(),
+            retired_aggregators: Mutex::new(Vec::new()),
+            aggregate_series: Arc::default(),
         });
         relay.reload(router, cfg);
         relay
@@ -163,9 +176,11 @@ impl Relay {
             };
             dests.push(dest);
         }
+        let aggregators = self.aggregators_for(router, cfg, &old.aggregators);
         self.table.store(Arc::new(Table {
             router: router.clone(),
             dests,
+            aggregators,
         }));
         for (_, gone) in by_spec {
             tracing::info!(destination = %gone.spec.address(), queued = gone.queue.lines(), "Destination removed; draining its queue.");
@@ -175,6 +190,50 @@ impl Relay {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(gone);
         }
+    }
+
+    /// The aggregators of `router`: a rule found again unchanged keeps its
+    /// buckets (as c-relay does not: it emits what has ended and drops
+    /// the rest); the old ones not found again are retired, and the
+    /// expiry task gives them their last pass.
+    fn aggregators_for(
+        &self,
+        router: &Router,
+        cfg: &RelayConfig,
+        old: &[Arc<Aggregator>],
+    ) -> Vec<Arc<Aggregator>> {
+        let mut old: Vec<Option<Arc<Aggregator>>> = old.iter().cloned().map(Some).collect();
+        let limits = aggregate::Limits {
+            max_series: cfg.aggregate_max_series,
+            max_values: cfg.aggregate_max_values_per_bucket,
+            series: self.aggregate_series.clone(),
+        };
+        let new = router
+            .aggregates
+            .iter()
+            .map(|spec| {
+                let found = old
+                    .iter_mut()
+                    .find(|a| a.as_ref().is_some_and(|a| a.spec.identity == spec.identity))
+                    .and_then(Option::take);
+                found.unwrap_or_else(|| Arc::new(Aggregator::new(spec.clone(), limits.clone())))
+            })
+            .collect();
+        self.retired_aggregators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(old.into_iter().flatten());
+        new
+    }
+
+    /// Aggregators a reload removed since the last call.
+    pub fn take_retired_aggregators(&self) -> Vec<Arc<Aggregator>> {
+        std::mem::take(
+            &mut *self
+                .retired_aggregators
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     /// A dispatcher for one input connection.
@@ -267,6 +326,7 @@ impl Relay {
 impl Figures for Relay {
     fn figures(&self, out: &mut dyn FnMut(Figure<'_>)) {
         self.stats.figures(out);
+        self.table().aggregators.figures(out);
         let dests = self.destinations();
         let sent: u64 = dests
             .iter()
@@ -390,6 +450,9 @@ impl Dispatcher {
             (Some(memo), None) => memo.route(&table.router, &m.name, &healthy, &mut self.routes),
             (None, _) => table.router.route(&m.name, &healthy, &mut self.routes),
         }
+        if !self.routes.aggregated.is_empty() {
+            self.aggregate(m);
+        }
         if let Some(log) = self.routes.refused {
             if log {
                 log_refused(&m.name, &self.routes.data);
@@ -399,7 +462,49 @@ impl Dispatcher {
                 return false;
             }
         }
+        self.deliver(m)
+    }
+
+    /// Routes an aggregate of the table's aggregation `aggregation` to
+    /// that rule's clusters.
+    pub fn dispatch_to(&mut self, m: &Metric<'_>, aggregation: usize) -> bool {
+        let table = &self.table;
+        let healthy = |d: usize| table.dests[d].is_healthy();
+        table
+            .router
+            .route_to(&m.name, aggregation, &healthy, &mut self.routes);
+        self.deliver(m)
+    }
+
+    /// Hands the metric to the aggregators its route named.
+    fn aggregate(&mut self, m: &Metric<'_>) {
+        let table = &self.table;
+        // Read once, and only when a new series needs it.
+        let now = std::cell::Cell::new(None);
+        let clock = || match now.get() {
+            Some(t) => t,
+            None => {
+                let t = crate::unix_now();
+                now.set(Some(t));
+                t
+            }
+        };
+        for &(rule, name) in &self.routes.aggregated {
+            let rule = &table.router.rules[rule];
+            let Some(i) = rule.aggregate else { continue };
+            let name = name.map_or(&*m.name, |n| self.routes.names[n].as_str());
+            let regex = rule.matcher.regex_for(name);
+            table.aggregators[i].put(regex, name, m.value, m.timestamp, &clock);
+        }
+    }
+
+    /// Appends the metric's line for each target of `self.routes`.
+    fn deliver(&mut self, m: &Metric<'_>) -> bool {
         if self.routes.targets.is_empty() {
+            if !self.routes.aggregated.is_empty() {
+                // An aggregator took it: c-relay counts it as sent on.
+                return false;
+            }
             let reason = if self.routes.blackholed {
                 DropReason::Blackholed
             } else {

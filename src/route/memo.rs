@@ -291,7 +291,12 @@ fn decode(lanes: u64, out: &mut Routes) {
 
 /// The answer in `out` as lanes, when it may be remembered.
 fn encode(out: &Routes) -> Option<u64> {
-    if !out.names.is_empty() || out.targets.len() > MAX_TARGETS || out.data_dependent {
+    // An aggregated metric's answer must reach the aggregator each time.
+    if !out.names.is_empty()
+        || out.targets.len() > MAX_TARGETS
+        || out.data_dependent
+        || !out.aggregated.is_empty()
+    {
         return None;
     }
     if out.targets.is_empty() {
@@ -342,6 +347,7 @@ mod tests {
             destinations: Vec::new(),
             cleanse: false,
             validates: false,
+            aggregates: Vec::new(),
         }
     }
 
@@ -351,6 +357,7 @@ mod tests {
             rewrite: None,
             hash_key: None,
             validate: None,
+            aggregate: None,
             to,
             stop,
         }

@@ -7,6 +7,7 @@
 //! [`cluster`]), and the consistent hashes are bit-identical to carbon's and
 //! carbon-c-relay's (see [`hash`]).
 
+pub mod aggregate;
 pub mod cluster;
 pub mod glob;
 pub mod hash;
@@ -19,6 +20,7 @@ use std::borrow::Cow;
 
 use regex::Regex;
 
+pub use aggregate::Aggregation;
 pub use cluster::{Cluster, ClusterType};
 pub use glob::Glob;
 pub use replace::Replacement;
@@ -93,7 +95,7 @@ impl Matcher {
 
     /// The regex whose groups a template refers to: the rule's own, or the
     /// first of several that matches `name`.
-    fn regex_for(&self, name: &str) -> Option<&Regex> {
+    pub fn regex_for(&self, name: &str) -> Option<&Regex> {
         match self {
             Matcher::Regex(r) => Some(r),
             Matcher::AnyRegex(rs) => rs.iter().find(|r| r.is_match(name)),
@@ -118,6 +120,10 @@ pub struct Rule {
     /// or this rule sends nowhere (and ends the walk when it has no
     /// clusters).
     pub validate: Option<Validate>,
+    /// An aggregation rule: the index into [`Router::aggregates`] of what
+    /// it feeds. Such a rule sends the metric itself nowhere (its clusters
+    /// are the aggregates').
+    pub aggregate: Option<usize>,
     /// Indices into [`Router::clusters`].
     pub to: Vec<usize>,
     /// Whether matching ends the walk.
@@ -144,6 +150,9 @@ pub struct Routes {
     pub names: Vec<String>,
     /// Whether a blackhole cluster took the metric.
     pub blackholed: bool,
+    /// The aggregation rules that took the metric: `(rule, name)`, the
+    /// name as in `targets`.
+    pub aggregated: Vec<(usize, Option<usize>)>,
     /// When `explain` is set: `(cluster, member)` for each target, in
     /// order, for `carbonwatch route`.
     pub explained: Vec<(usize, usize)>,
@@ -168,6 +177,7 @@ impl Routes {
         self.targets.clear();
         self.names.clear();
         self.explained.clear();
+        self.aggregated.clear();
         self.blackholed = false;
         self.volatile = false;
         self.data_dependent = false;
@@ -190,6 +200,8 @@ pub struct Router {
     pub cleanse: bool,
     /// Some rule has a `validate`: the caller fills [`Routes::data`].
     pub validates: bool,
+    /// What the aggregation rules feed, indexed by [`Rule::aggregate`].
+    pub aggregates: Vec<Aggregation>,
 }
 
 impl Router {
@@ -229,7 +241,7 @@ impl Router {
                 current = Cow::Owned(clean);
             }
         }
-        for rule in &self.rules {
+        for (ri, rule) in self.rules.iter().enumerate() {
             if !rule.matcher.is_match(&current) {
                 continue;
             }
@@ -241,6 +253,13 @@ impl Router {
                         current = Cow::Owned(renamed);
                     }
                 }
+            }
+            if rule.aggregate.is_some() {
+                out.aggregated.push((ri, name_ref));
+                if rule.stop {
+                    break;
+                }
+                continue;
             }
             let key: Option<String> = rule.hash_key.as_ref().and_then(|template| {
                 let re = rule.matcher.regex_for(&current)?;
@@ -260,27 +279,63 @@ impl Router {
                     continue;
                 }
             }
-            for &c in &rule.to {
-                let cluster = &self.clusters[c];
-                if cluster.is_blackhole() {
-                    out.blackholed = true;
-                    continue;
-                }
-                out.picked.clear();
-                out.volatile |= cluster.follows_health();
-                cluster.select(key, healthy, &mut out.picked);
-                for &m in &out.picked {
-                    let d = cluster.member(m);
-                    if !out.targets.contains(&(d, name_ref)) {
-                        out.targets.push((d, name_ref));
-                        if out.explain {
-                            out.explained.push((c, m));
-                        }
-                    }
-                }
-            }
+            self.send(&rule.to, key, name_ref, healthy, out);
             if self.stops_at(rule) {
                 break;
+            }
+        }
+    }
+
+    /// Routes an aggregate of `aggregation` straight to its `send_to`
+    /// clusters, cleansed first as every name is (carbon-c-relay's stub
+    /// route, which runs before every other rule).
+    pub fn route_to(
+        &self,
+        name: &str,
+        aggregation: usize,
+        healthy: &dyn Fn(DestId) -> bool,
+        out: &mut Routes,
+    ) {
+        out.clear();
+        let mut name_ref = None;
+        let mut key = Cow::Borrowed(name);
+        if self.cleanse {
+            if let Cow::Owned(clean) = crelay_cleanse(name) {
+                out.names.push(clean.clone());
+                name_ref = Some(0);
+                key = Cow::Owned(clean);
+            }
+        }
+        let to = &self.aggregates[aggregation].send_to;
+        self.send(to, &key, name_ref, healthy, out);
+    }
+
+    /// Adds the members `clusters` pick for `key` to `out`.
+    fn send(
+        &self,
+        clusters: &[usize],
+        key: &str,
+        name_ref: Option<usize>,
+        healthy: &dyn Fn(DestId) -> bool,
+        out: &mut Routes,
+    ) {
+        for &c in clusters {
+            let cluster = &self.clusters[c];
+            if cluster.is_blackhole() {
+                out.blackholed = true;
+                continue;
+            }
+            out.picked.clear();
+            out.volatile |= cluster.follows_health();
+            cluster.select(key, healthy, &mut out.picked);
+            for &m in &out.picked {
+                let d = cluster.member(m);
+                if !out.targets.contains(&(d, name_ref)) {
+                    out.targets.push((d, name_ref));
+                    if out.explain {
+                        out.explained.push((c, m));
+                    }
+                }
             }
         }
     }
@@ -491,6 +546,7 @@ mod tests {
             destinations,
             cleanse: false,
             validates: false,
+            aggregates: Vec::new(),
         }
     }
 
@@ -507,6 +563,7 @@ mod tests {
                 rewrite: Some((re.clone(), Replacement::parse("new.${1}", &re).unwrap())),
                 hash_key: None,
                 validate: None,
+                aggregate: None,
                 to: vec![0],
                 stop: false,
             },
@@ -515,6 +572,7 @@ mod tests {
                 rewrite: None,
                 hash_key: None,
                 validate: None,
+                aggregate: None,
                 to: vec![1],
                 stop: true,
             },
@@ -523,6 +581,7 @@ mod tests {
                 rewrite: None,
                 hash_key: None,
                 validate: None,
+                aggregate: None,
                 to: vec![0],
                 stop: false,
             },
@@ -551,6 +610,7 @@ mod tests {
             rewrite: None,
             hash_key: None,
             validate,
+            aggregate: None,
             to,
             stop,
         };

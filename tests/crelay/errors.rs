@@ -79,6 +79,18 @@ const CORPUS: &[(&str, &str, &str, usize)] = &[
         1,
     ),
     (
+        "aggregate ^a every 10 seconds expire after 10 seconds compute sum write to b;\n",
+        "1:43: expire must be greater than interval",
+        "                                           ^^",
+        1,
+    ),
+    (
+        "cluster a forward 127.0.0.1:2003;\naggregate ^a every 1 seconds expire after 2 seconds compute sum write to b send to nope;\n",
+        "2:83: unknown cluster",
+        "                                                                                   ^^^^",
+        2,
+    ),
+    (
         "aggregate ^a every 10 seconds expire after 20 seconds compute percentile0 write to b;\n",
         "1:62: percentile<x>: value x must be between 1 and 99",
         "                                                              ^^^^^^^^^^^",
@@ -176,10 +188,6 @@ fn constructs_carbonwatch_cannot_apply_are_refused_by_name() {
         (
             "cluster a forward 127.0.0.1:2003;\nmatch \\<a send to a;\n",
             "are not supported; use \\b",
-        ),
-        (
-            "aggregate ^a every 10 seconds expire after 20 seconds compute sum write to b;\n",
-            "aggregate is not supported",
         ),
     ];
     for (text, want) in cases {

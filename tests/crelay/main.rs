@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod aggregate;
 mod errors;
 mod live;
 mod route;

@@ -384,7 +384,57 @@ impl State {
                 let _ = writeln!(r, "regex = {}", quote(&expr.s));
                 let _ = writeln!(r, "rewrite = {}", Self::template(into));
             }
-            Stmt::Aggregate { at, .. } => self.unsupported(*at, "aggregate"),
+            Stmt::Aggregate {
+                at,
+                exprs,
+                every,
+                expire,
+                timestamp,
+                computes,
+                send,
+            } => {
+                let exprs_ok = exprs.iter().all(|e| self.regex(e));
+                let Some(to) = self.send_to(send) else { return };
+                if !exprs_ok {
+                    return;
+                }
+                self.origin(Buf::Rules, exprs.first().map_or(*at, |e| e.pos), file);
+                let r = &mut self.rules;
+                let _ = writeln!(r, "[[aggregate]]");
+                match &exprs[..] {
+                    [] => {
+                        let _ = writeln!(r, "match = '*'");
+                    }
+                    [e] => {
+                        let _ = writeln!(r, "regex = {}", quote(&e.s));
+                    }
+                    many => {
+                        let list: Vec<String> = many.iter().map(|e| quote(&e.s)).collect();
+                        let _ = writeln!(r, "regex = [{}]", list.join(", "));
+                    }
+                }
+                let _ = writeln!(r, "every_secs = {every}");
+                let _ = writeln!(r, "expire_secs = {expire}");
+                if let Some(t) = timestamp {
+                    let _ = writeln!(r, "timestamp = {}", quote(&t.s));
+                }
+                let _ = writeln!(r, "compute = [");
+                for c in computes {
+                    let _ = writeln!(
+                        r,
+                        "  {{ function = {}, write_to = {} }},",
+                        quote(&c.func.s),
+                        Self::template(&c.write_to)
+                    );
+                }
+                let _ = writeln!(r, "]");
+                if !to.is_empty() {
+                    let _ = writeln!(r, "send_to = [{}]", to.join(", "));
+                }
+                if send.stop.is_some() {
+                    let _ = writeln!(r, "stop = true");
+                }
+            }
             Stmt::Statistics {
                 interval,
                 reset,

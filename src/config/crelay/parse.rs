@@ -500,7 +500,7 @@ impl<'a> Parser<'a> {
         if expire == 0 {
             return Err(Problem::new(expire_at, "expire must be > 0"));
         }
-        if expire < every {
+        if expire <= every {
             return Err(Problem::new(
                 expire_at,
                 "expire must be greater than interval",
