@@ -50,6 +50,16 @@ impl ConfigArgs {
     }
 }
 
+/// What `convert` reads.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ConvertFrom {
+    /// A carbon-c-relay config file: printed as a whole carbonwatch config.
+    CarbonCRelay,
+    /// Python carbon-aggregator's aggregation-rules.conf: printed as
+    /// `[[aggregate]]` tables to add to a config.
+    CarbonAggregator,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
@@ -74,11 +84,16 @@ enum Command {
         config: ConfigArgs,
     },
     /// Print a carbon-c-relay config file as carbonwatch TOML, with a
-    /// comment wherever a construct is read but not applied.
+    /// comment wherever a construct is read but not applied; or
+    /// carbon-aggregator's rules as `[[aggregate]]` tables.
     Convert {
         /// The language of the file.
-        #[arg(long, value_enum, default_value_t = carbonwatch::config::ConfigFormat::CarbonCRelay)]
-        from: carbonwatch::config::ConfigFormat,
+        #[arg(long, value_enum, default_value_t = ConvertFrom::CarbonCRelay)]
+        from: ConvertFrom,
+        /// With carbon-aggregator rules: its MAX_AGGREGATION_INTERVALS,
+        /// how many intervals a rule's buckets take late points.
+        #[arg(long, default_value_t = carbonwatch::config::aggrules::DEFAULT_MAX_AGGREGATION_INTERVALS)]
+        max_aggregation_intervals: u64,
         /// The file to convert.
         file: PathBuf,
     },
@@ -250,13 +265,27 @@ fn main() -> anyhow::Result<()> {
             println!("{}: ok", config.config.display());
             Ok(())
         }
-        Command::Convert { from, file } => {
-            use carbonwatch::config::{crelay, ConfigFormat};
-            if from == ConfigFormat::Toml {
-                anyhow::bail!("{}: TOML is already carbonwatch's format", file.display());
+        Command::Convert {
+            from,
+            max_aggregation_intervals,
+            file,
+        } => {
+            use carbonwatch::config::{aggrules, crelay};
+            match from {
+                ConvertFrom::CarbonCRelay => {
+                    let converted = crelay::convert(&file, crelay::DEFAULT_PORT)?;
+                    print!("{}", crelay::document(&file, &converted));
+                }
+                ConvertFrom::CarbonAggregator => {
+                    let tables = aggrules::convert(&file, max_aggregation_intervals)?;
+                    println!(
+                        "# carbon-aggregator's {} as [[aggregate]] tables: add them\n\
+                         # to a carbonwatch config, before the [[route]] tables.",
+                        file.display()
+                    );
+                    print!("{tables}");
+                }
             }
-            let converted = crelay::convert(&file, crelay::DEFAULT_PORT)?;
-            print!("{}", crelay::document(&file, &converted));
             Ok(())
         }
         Command::Route { config } => {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub mod aggrules;
 mod checks;
 pub mod crelay;
 mod env;

@@ -95,6 +95,12 @@ pub struct RawAggregate {
     /// Stop the walk for the metrics this rule takes.
     #[serde(default)]
     pub stop: bool,
+    /// Without `send_to`: whether the aggregates meet the aggregation
+    /// rules again when they re-enter routing (carbon-c-relay's way);
+    /// `false` sends them through the `[[route]]` tables only, as
+    /// carbon-aggregator does.
+    #[serde(default = "yes")]
+    pub reaggregate: bool,
 }
 
 /// One `compute` of an `[[aggregate]]`.
@@ -316,11 +322,12 @@ impl Validator<'_> {
         };
         let mut computes = Vec::new();
         let mut identity = format!(
-            "{:?}|{:?}|{:?}|{every}|{expire}|{:?}",
+            "{:?}|{:?}|{:?}|{every}|{expire}|{:?}|{}",
             a.glob.as_ref().map(|g| g.get_ref()),
             a.regex.as_ref().map(|r| &r.get_ref().0),
             a.prefix.as_ref().map(|p| p.get_ref()),
-            a.timestamp
+            a.timestamp,
+            a.reaggregate
         );
         for (ci, c) in a.compute.get_ref().iter().enumerate() {
             let k = |f: &str| key(&format!("compute[{ci}].{f}"));
@@ -329,7 +336,7 @@ impl Validator<'_> {
                     &c.function,
                     k("function"),
                     format!(
-                        "unknown function {:?}: sum, count, max, min, average, median, percentile1 to percentile99, variance or stddev",
+                        "unknown function {:?}: sum, count, max, min, average, median, percentile1 to percentile99, variance, stddev, or carbon-aggregator's avg, p50, p75, p80, p90, p95, p99, p999",
                         c.function.get_ref()
                     ),
                 );
@@ -362,6 +369,7 @@ impl Validator<'_> {
             timestamp: a.timestamp,
             computes,
             send_to,
+            reaggregate: a.reaggregate,
             identity,
         });
         Some(Rule {

@@ -93,6 +93,22 @@ impl Bucket {
                 let k = ((f64::from(p) / 100.0 * kept as f64) + 0.9) as usize;
                 self.values[k.clamp(1, kept) - 1]
             }
+            Function::Quantile(q) => {
+                // carbon-aggregator's `percentile(factor)`.
+                let n = self.values.len();
+                if n == 0 {
+                    return f64::NAN;
+                }
+                self.values.sort_by(f64::total_cmp);
+                let rank = f64::from(q) / 1000.0 * (n - 1) as f64;
+                let (l, r) = (rank.floor(), rank.ceil());
+                let (vl, vr) = (self.values[l as usize], self.values[r as usize]);
+                if l == r {
+                    vl
+                } else {
+                    vl * (r - rank) + vr * (rank - l)
+                }
+            }
             Function::Variance | Function::Stddev => {
                 let avg = self.sum / n;
                 let mut k = 0.0;
@@ -410,6 +426,9 @@ pub async fn run(relay: Arc<Relay>, token: CancellationToken) {
                         Some(i) if !table.router.aggregates[*i].send_to.is_empty() => {
                             dispatcher.dispatch_to(&m, *i)
                         }
+                        Some(i) if !table.router.aggregates[*i].reaggregate => {
+                            dispatcher.dispatch_past_aggregates(&m)
+                        }
                         _ => dispatcher.dispatch(&m),
                     };
                     if flush && !last {
@@ -451,6 +470,7 @@ mod tests {
             timestamp: ts,
             computes,
             send_to: Vec::new(),
+            reaggregate: true,
             identity: String::new(),
         };
         let limits = Limits {
@@ -550,6 +570,24 @@ mod tests {
                 "agg.h.percentile90 9.000000 2000005",
                 "agg.h.stddev 2.872281 2000005",
                 "agg.h.variance 8.250000 2000005",
+            ]
+        );
+    }
+
+    /// carbon-aggregator's interpolated quantiles (`rules.py`).
+    #[test]
+    fn quantiles_interpolate_as_carbon_aggregator() {
+        let a = aggregator(10, 20, BucketTime::Start, &["p50", "p90", "p999"]);
+        for v in [4.0, 1.0, 3.0, 2.0] {
+            put(&a, "sys.q.cpu", v, 2_000_000, 2_000_000);
+        }
+        // n = 4: rank 1.5 -> 2.5; rank 2.7 -> 3.7; rank 2.997 -> 3.997.
+        assert_eq!(
+            drain(&a, 2_000_100, false),
+            vec![
+                "agg.q.p50 2.500000 2000000",
+                "agg.q.p90 3.700000 2000000",
+                "agg.q.p999 3.997000 2000000",
             ]
         );
     }

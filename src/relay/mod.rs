@@ -476,6 +476,18 @@ impl Dispatcher {
         self.deliver(m)
     }
 
+    /// Routes an aggregate through every rule but the aggregation rules
+    /// (carbon-aggregator's output), without the memo: its answers are
+    /// for walks that meet them.
+    pub fn dispatch_past_aggregates(&mut self, m: &Metric<'_>) -> bool {
+        let table = &self.table;
+        let healthy = |d: usize| table.dests[d].is_healthy();
+        self.routes.skip_aggregates = true;
+        table.router.route(&m.name, &healthy, &mut self.routes);
+        self.routes.skip_aggregates = false;
+        self.deliver(m)
+    }
+
     /// Hands the metric to the aggregators its route named.
     fn aggregate(&mut self, m: &Metric<'_>) {
         let table = &self.table;

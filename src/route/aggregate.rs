@@ -41,6 +41,9 @@ pub enum Function {
     Average,
     /// Nearest-rank percentile, 1 to 99 (`median` is 50).
     Percentile(u8),
+    /// carbon-aggregator's `p50` .. `p999`: the quantile at this many
+    /// thousandths, interpolated between the two nearest values.
+    Quantile(u16),
     /// Population variance.
     Variance,
     /// Population standard deviation.
@@ -60,6 +63,13 @@ impl Function {
             "median" => Function::Percentile(50),
             "variance" => Function::Variance,
             "stddev" => Function::Stddev,
+            "p50" => Function::Quantile(500),
+            "p75" => Function::Quantile(750),
+            "p80" => Function::Quantile(800),
+            "p90" => Function::Quantile(900),
+            "p95" => Function::Quantile(950),
+            "p99" => Function::Quantile(990),
+            "p999" => Function::Quantile(999),
             _ => {
                 let n: u8 = s.strip_prefix("percentile")?.parse().ok()?;
                 if !(1..=99).contains(&n) {
@@ -74,7 +84,7 @@ impl Function {
     pub fn needs_values(self) -> bool {
         matches!(
             self,
-            Function::Percentile(_) | Function::Variance | Function::Stddev
+            Function::Percentile(_) | Function::Quantile(_) | Function::Variance | Function::Stddev
         )
     }
 
@@ -88,6 +98,8 @@ impl Function {
             Function::Average => "average".into(),
             Function::Percentile(50) => "median".into(),
             Function::Percentile(n) => format!("percentile{n}"),
+            Function::Quantile(999) => "p999".into(),
+            Function::Quantile(n) => format!("p{}", n / 10),
             Function::Variance => "variance".into(),
             Function::Stddev => "stddev".into(),
         }
@@ -121,6 +133,10 @@ pub struct Aggregation {
     /// rule, as carbon-c-relay feeds its aggregator's output to its
     /// dispatcher.
     pub send_to: Vec<usize>,
+    /// Whether aggregates that re-enter routing meet the aggregation rules
+    /// again (carbon-c-relay's way); carbon-aggregator's rules send them
+    /// to the routes only.
+    pub reaggregate: bool,
     /// Everything above as text, with the rule's matcher: a reload keeps
     /// the buckets of a rule whose identity it finds again.
     pub identity: String,

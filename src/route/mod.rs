@@ -158,6 +158,9 @@ pub struct Routes {
     pub explained: Vec<(usize, usize)>,
     /// Record `explained` (off on the hot path).
     pub explain: bool,
+    /// Walk past aggregation rules (for aggregates that must not be
+    /// aggregated again).
+    pub skip_aggregates: bool,
     /// The line's `value timestamp`, filled in by the caller when the
     /// router [`Router::validates`].
     pub data: String,
@@ -255,6 +258,9 @@ impl Router {
                 }
             }
             if rule.aggregate.is_some() {
+                if out.skip_aggregates {
+                    continue;
+                }
                 out.aggregated.push((ri, name_ref));
                 if rule.stop {
                     break;
