@@ -13,6 +13,9 @@
 # CHECKS for the base alone: `BASE_CHECKS=0 CHECKS=100000` runs one build
 # against itself with and without checks. SEGMENT_LINES (default
 # 2000000) sizes each segment: longer ones measure CPU per line finer.
+# EXTRA_NEW (and EXTRA_BASE) name a TOML file appended to that side's
+# config (an [[aggregate]], say), and TIMESTAMP=-1 stamps every line with
+# the relay's arrival time, as aggregation needs.
 # Build the base with, for example:
 #   git worktree add /tmp/base <commit> && (cd /tmp/base && cargo build --release)
 set -euo pipefail
@@ -55,6 +58,8 @@ for side in base:35001:35101 new:35002:35102; do
     else
         config "$port" "$sink" "" > "$W/$name.toml"
     fi
+    extra=$([ "$name" = base ] && echo "${EXTRA_BASE:-}" || echo "${EXTRA_NEW:-}")
+    if [ -n "$extra" ]; then cat "$extra" >> "$W/$name.toml"; fi
 done
 # The base may predate keys the new build has: drop what it refuses.
 if ! "$BASE" check-config --config "$W/base.toml" >/dev/null 2>&1; then
@@ -71,4 +76,4 @@ done
     --side "new=127.0.0.1:35002,127.0.0.1:35102,$NEW_PID" \
     --connections "$CONNS" --rounds "$ROUNDS" --names "${NAMES:-10000}" --passes "${PASSES:-1}" \
     --churn-every "${CHURN_EVERY:-0}" \
-    --lines "${SEGMENT_LINES:-2000000}"
+    --lines "${SEGMENT_LINES:-2000000}" --timestamp="${TIMESTAMP:-1700000000}"

@@ -137,6 +137,9 @@ enum Command {
         /// Report this process's peak resident memory.
         #[arg(long)]
         watch_pid: Option<u32>,
+        /// The timestamp of every line (`-1`: the relay's arrival time).
+        #[arg(long, default_value = "1700000000", allow_hyphen_values = true)]
+        timestamp: String,
     },
     /// Time breaching lines to their webhooks while a background load flows.
     BenchLatency {
@@ -192,6 +195,10 @@ enum Command {
         /// Ratio to the baseline that the summary counts rounds against.
         #[arg(long, default_value_t = 0.9)]
         threshold: f64,
+        /// The timestamp of every line: `-1` is the relay's arrival time
+        /// (for aggregation rules); churned names keep the fixed one.
+        #[arg(long, default_value = "1700000000", allow_hyphen_values = true)]
+        timestamp: String,
     },
 }
 
@@ -378,7 +385,9 @@ fn main() -> anyhow::Result<()> {
             rounds,
             settle_secs,
             threshold,
+            timestamp,
         } => {
+            let _ = loadgen::TIMESTAMP.set(timestamp);
             let rt = tokio::runtime::Runtime::new()?;
             let opts = loadgen::CompareOptions {
                 sides,
@@ -408,7 +417,9 @@ fn main() -> anyhow::Result<()> {
             names,
             settle_secs,
             watch_pid,
+            timestamp,
         } => {
+            let _ = loadgen::TIMESTAMP.set(timestamp);
             let rt = tokio::runtime::Runtime::new()?;
             let opts = loadgen::BenchOptions {
                 target,

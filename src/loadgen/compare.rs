@@ -343,8 +343,17 @@ pub async fn compare(opts: CompareOptions) -> std::io::Result<CompareReport> {
     // Each relay connects to its sink, perhaps after a reconnect backoff.
     let deadline = Instant::now() + Duration::from_secs(60);
     for (rig, side) in rigs.iter_mut().zip(&opts.sides) {
+        let mut primed = Instant::now() + Duration::from_secs(1);
         while rig.sink.accepted.load(std::sync::atomic::Ordering::Relaxed) < side.sinks.len() as u64
         {
+            // A relay that connects only once it has data (carbon-c-relay)
+            // gets a line now and then.
+            if Instant::now() > primed {
+                use tokio::io::AsyncWriteExt;
+                let mut s = TcpStream::connect(side.target).await?;
+                s.write_all(b"bench.prime 1 1700000000\n").await?;
+                primed = Instant::now() + Duration::from_secs(1);
+            }
             if Instant::now() > deadline {
                 return Err(std::io::Error::other(format!(
                     "{} never connected to all its sinks {:?}",

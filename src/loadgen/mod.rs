@@ -93,13 +93,19 @@ impl std::fmt::Display for BenchReport {
     }
 }
 
+/// The timestamp field of generated lines: fixed unless a benchmark
+/// sets it once before generating (`-1`, carbon's "now", for rules that
+/// look at time, such as aggregation).
+pub static TIMESTAMP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// One connection's payload: `names` distinct lines, repeated.
 pub fn payload(names: usize, conn: usize) -> Vec<u8> {
+    let ts = TIMESTAMP.get().map_or("1700000000", String::as_str);
     let mut p = Vec::with_capacity(names * 48);
     for i in 0..names {
         p.extend_from_slice(
             format!(
-                "bench.c{conn}.host{:03}.metric{i:05} {}.5 1700000000\n",
+                "bench.c{conn}.host{:03}.metric{i:05} {}.5 {ts}\n",
                 i % 100,
                 i % 1000
             )

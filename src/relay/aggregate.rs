@@ -21,12 +21,23 @@ use std::time::Duration;
 use dashmap::DashMap;
 use regex::Regex;
 use tokio_util::sync::CancellationToken;
+use xxhash_rust::xxh3::Xxh3Builder;
 
 use crate::codec::{parse_line, ParseOptions};
 use crate::relay::Relay;
 use crate::route::aggregate::{BucketTime, Function};
 use crate::route::Aggregation;
 use crate::stats::{Figure, Figures, Kind};
+
+/// Output names by series, per compute.
+type SeriesMap = DashMap<Box<str>, Series, Xxh3Builder>;
+
+thread_local! {
+    /// Where a point's output names are written, once per compute, and
+    /// where its regex groups are found, without allocating per point.
+    static SCRATCH: std::cell::RefCell<(String, Option<(usize, regex::CaptureLocations)>)> =
+        const { std::cell::RefCell::new((String::new(), None)) };
+}
 
 /// How often the expiry task looks for buckets to emit (c-relay's 250 ms).
 const EXPIRY_TICK: Duration = Duration::from_millis(250);
@@ -182,7 +193,7 @@ pub struct Aggregator {
     /// The rule.
     pub spec: Aggregation,
     /// One map from output name to series per `compute`.
-    series: Vec<DashMap<Box<str>, Series>>,
+    series: Vec<SeriesMap>,
     bucket_count: usize,
     limits: Limits,
     /// Spread expiry over one interval by name (off in unit tests, where
@@ -195,9 +206,16 @@ pub struct Aggregator {
 impl Aggregator {
     /// An aggregator for `spec` with no series yet.
     pub fn new(spec: Aggregation, limits: Limits) -> Aggregator {
+        // Keyed, so names cannot be chosen to collide.
+        let seed =
+            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
         let (every, expire) = (spec.every_secs as usize, spec.expire_secs as usize);
         Aggregator {
-            series: spec.computes.iter().map(|_| DashMap::new()).collect(),
+            series: spec
+                .computes
+                .iter()
+                .map(|_| DashMap::with_hasher(Xxh3Builder::new().with_seed(seed)))
+                .collect(),
             // c-relay's `bucketcnt`: the past back to `expire`, the
             // current bucket and one more.
             bucket_count: expire.div_ceil(every.max(1)) + 2,
@@ -225,43 +243,75 @@ impl Aggregator {
         now: &dyn Fn() -> i64,
     ) {
         self.stats.received.fetch_add(1, Relaxed);
-        let interval = i64::from(self.spec.every_secs);
-        for (compute, map) in self.spec.computes.iter().zip(&self.series) {
-            let Some(out) = Aggregation::output_name(compute, regex, name) else {
-                continue;
-            };
-            let mut series = match map.get_mut(out.as_str()) {
-                Some(s) => s,
-                None => {
-                    if self.limits.series.load(Relaxed) >= self.limits.max_series {
-                        self.stats.series_limit.fetch_add(1, Relaxed);
-                        continue;
+        SCRATCH.with_borrow_mut(|(out, locs)| {
+            let locs = match regex {
+                Some(re) if re.captures_len() > 1 => {
+                    // Locations kept per thread for the last regex used
+                    // (by address and group count: a regex a reload freed
+                    // may share the address, and a single-pattern regex's
+                    // locations fit any with as many groups).
+                    let id = re as *const Regex as usize;
+                    let fits = |(of, l): &(usize, regex::CaptureLocations)| {
+                        *of == id && l.len() == re.captures_len()
+                    };
+                    if !locs.as_ref().is_some_and(fits) {
+                        *locs = Some((id, re.capture_locations()));
                     }
-                    match map.entry(out.into_boxed_str()) {
-                        dashmap::Entry::Occupied(o) => o.into_ref(),
-                        dashmap::Entry::Vacant(v) => {
-                            self.limits.series.fetch_add(1, Relaxed);
-                            let s = self.new_series(v.key(), now());
-                            v.insert(s)
-                        }
+                    let (_, l) = locs.as_mut().expect("just set");
+                    re.captures_read(l, name)?;
+                    Some(&*l)
+                }
+                _ => None,
+            };
+            for (compute, map) in self.spec.computes.iter().zip(&self.series) {
+                Aggregation::write_output_at(compute, locs, name, out);
+                self.add(compute, map, out, value, timestamp, now);
+            }
+            Some(())
+        });
+    }
+
+    fn add(
+        &self,
+        compute: &crate::route::aggregate::Compute,
+        map: &SeriesMap,
+        out: &str,
+        value: f64,
+        timestamp: i64,
+        now: &dyn Fn() -> i64,
+    ) {
+        let interval = i64::from(self.spec.every_secs);
+        let mut series = match map.get_mut(out) {
+            Some(s) => s,
+            None => {
+                if self.limits.series.load(Relaxed) >= self.limits.max_series {
+                    self.stats.series_limit.fetch_add(1, Relaxed);
+                    return;
+                }
+                match map.entry(out.into()) {
+                    dashmap::Entry::Occupied(o) => o.into_ref(),
+                    dashmap::Entry::Vacant(v) => {
+                        self.limits.series.fetch_add(1, Relaxed);
+                        let s = self.new_series(v.key(), now());
+                        v.insert(s)
                     }
                 }
-            };
-            let first = series.buckets[0].start;
-            let offset = timestamp - first;
-            if offset < 0 {
-                self.stats.too_old.fetch_add(1, Relaxed);
-                continue;
             }
-            let i = (offset / interval) as usize;
-            if i >= self.bucket_count {
-                self.stats.too_new.fetch_add(1, Relaxed);
-                continue;
-            }
-            let keep = compute.function.needs_values();
-            if !series.buckets[i].add(value, keep, self.limits.max_values) {
-                self.stats.values_limit.fetch_add(1, Relaxed);
-            }
+        };
+        let first = series.buckets[0].start;
+        let offset = timestamp - first;
+        if offset < 0 {
+            self.stats.too_old.fetch_add(1, Relaxed);
+            return;
+        }
+        let i = (offset / interval) as usize;
+        if i >= self.bucket_count {
+            self.stats.too_new.fetch_add(1, Relaxed);
+            return;
+        }
+        let keep = compute.function.needs_values();
+        if !series.buckets[i].add(value, keep, self.limits.max_values) {
+            self.stats.values_limit.fetch_add(1, Relaxed);
         }
     }
 

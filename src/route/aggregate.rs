@@ -146,10 +146,46 @@ impl Aggregation {
     /// The output name of `compute` for `name`, matched by `regex` (the
     /// rule's, when it has groups).
     pub fn output_name(compute: &Compute, regex: Option<&Regex>, name: &str) -> Option<String> {
-        match regex {
-            Some(re) if re.captures_len() > 1 => compute.write_to.apply(re, name),
-            // carbon-c-relay writes the template as it is, escapes and all.
-            _ => Some(compute.write_to.source.clone()),
+        let caps = match regex {
+            Some(re) if re.captures_len() > 1 => Some(re.captures(name)?),
+            _ => None,
+        };
+        let mut out = String::new();
+        Self::write_output(compute, caps.as_ref(), name, &mut out);
+        Some(out)
+    }
+
+    /// [`Aggregation::write_output`] from reusable capture locations.
+    pub fn write_output_at(
+        compute: &Compute,
+        locs: Option<&regex::CaptureLocations>,
+        name: &str,
+        out: &mut String,
+    ) {
+        match locs {
+            Some(locs) => compute.write_to.expand_locations(locs, name, out),
+            None => {
+                out.clear();
+                out.push_str(&compute.write_to.source);
+            }
+        }
+    }
+
+    /// The output name of `compute` for `name` into `out`, with the rule's
+    /// regex groups `caps` (`None` when it has none).
+    pub fn write_output(
+        compute: &Compute,
+        caps: Option<&regex::Captures<'_>>,
+        name: &str,
+        out: &mut String,
+    ) {
+        match caps {
+            Some(caps) => compute.write_to.expand(caps, name, out),
+            None => {
+                // carbon-c-relay writes the template as it is, escapes and all.
+                out.clear();
+                out.push_str(&compute.write_to.source);
+            }
         }
     }
 }

@@ -228,7 +228,12 @@ impl Router {
                 )
             })
             .count();
-        hashing || patterns >= 4
+        // An aggregation rule's own answers are never remembered, but the
+        // names it does not take skip its pattern.
+        let aggregating = self.rules.iter().any(|r| {
+            r.aggregate.is_some() && !matches!(r.matcher, Matcher::All | Matcher::Prefix(_))
+        });
+        hashing || patterns >= 4 || aggregating
     }
 
     /// Routes one metric name. `healthy` reports whether a destination is

@@ -182,15 +182,44 @@ impl Replacement {
     /// nothing.
     pub fn apply(&self, re: &Regex, name: &str) -> Option<String> {
         let caps = re.captures(name)?;
-        let whole = caps.get(0).expect("group 0 always matches");
         let mut out = String::with_capacity(name.len() + 16);
-        out.push_str(&name[..whole.start()]);
+        self.expand(&caps, name, &mut out);
+        Some(out)
+    }
+
+    /// [`Replacement::apply`] with the regex's `caps` of `name` already
+    /// found, written to `out` (cleared first): several templates over one
+    /// match find it once.
+    pub fn expand(&self, caps: &regex::Captures<'_>, name: &str, out: &mut String) {
+        self.expand_with(&|n| caps.get(n).map(|m| (m.start(), m.end())), name, out);
+    }
+
+    /// [`Replacement::expand`] from capture locations, which a caller can
+    /// reuse from match to match without allocating.
+    pub fn expand_locations(&self, locs: &regex::CaptureLocations, name: &str, out: &mut String) {
+        self.expand_with(&|n| locs.get(n), name, out);
+    }
+
+    fn expand_with(
+        &self,
+        group: &dyn Fn(usize) -> Option<(usize, usize)>,
+        name: &str,
+        out: &mut String,
+    ) {
+        out.clear();
+        let (start, end) = group(0).expect("group 0 always matches");
+        out.push_str(&name[..start]);
         for p in &self.pieces {
             match p {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Group { n, case, dots } => {
-                    let Some(g) = caps.get(*n) else { continue };
-                    for c in g.as_str().chars() {
+                    let Some((s, e)) = group(*n) else { continue };
+                    let g = &name[s..e];
+                    if *case == Case::Keep && !*dots {
+                        out.push_str(g);
+                        continue;
+                    }
+                    for c in g.chars() {
                         let c = if *dots && c == '.' { '_' } else { c };
                         match case {
                             Case::Keep => out.push(c),
@@ -201,8 +230,7 @@ impl Replacement {
                 }
             }
         }
-        out.push_str(&name[whole.end()..]);
-        Some(out)
+        out.push_str(&name[end..]);
     }
 }
 
