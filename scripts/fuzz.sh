@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../fuzz"
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pickle_decode parse_line tags glob api_json crelay_config)
+[ ${#targets[@]} -gt 0 ] || targets=(pickle_decode parse_line tags glob api_json crelay_config aggrules_config)
 export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do
     # Pickle frames up to 1 MiB, as the listener allows; the rest are

@@ -80,8 +80,13 @@ pub fn convert_text(text: &str, file: &str, max_intervals: u64) -> Result<String
             ));
         }
         let regex = rule.regex();
-        if let Err(e) = crate::route::glob::bounded_regex(&regex) {
-            return Err(fail(format!("input pattern {:?}: {e}", rule.input)));
+        let compiled = match crate::route::glob::bounded_regex(&regex) {
+            Ok(re) => re,
+            Err(e) => return Err(fail(format!("input pattern {:?}: {e}", rule.input))),
+        };
+        // Every <field> of the output must be one the input captures.
+        if let Err(e) = crate::route::Replacement::parse(&rule.template(), &compiled) {
+            return Err(fail(format!("output {:?}: {e}", rule.output)));
         }
         let function = Function::parse(rule.method)
             .filter(|_| METHODS.contains(&rule.method))
@@ -231,5 +236,71 @@ mod tests {
                 .to_string();
             assert!(e.starts_with(&format!("r.conf:{want}")), "{bad}: {e}");
         }
+    }
+
+    /// Lines made of the grammar's pieces in any order: each is refused
+    /// cleanly or converts to tables that load.
+    #[test]
+    fn token_soup_converts_to_what_loads_or_is_refused() {
+        const TOKENS: &[&str] = &[
+            "<a>",
+            "<<b>>",
+            "*",
+            ".",
+            "x",
+            "(60)",
+            "(0)",
+            "(x)",
+            "=",
+            "sum",
+            "p999",
+            "avg",
+            "median",
+            " ",
+            "<",
+            ">",
+            "$",
+            "\\",
+            "'",
+            "\"",
+            "(",
+            "[",
+            "?P",
+            "a.<a>.<a>",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let piece = |next: &mut dyn FnMut() -> u64| -> String {
+            let n = 1 + next() % 4;
+            (0..n)
+                .map(|_| TOKENS[(next() % TOKENS.len() as u64) as usize])
+                .collect::<Vec<_>>()
+                .join("")
+        };
+        let mut converted = 0;
+        for i in 0..3000 {
+            // Mostly rule-shaped lines, with pieces anywhere.
+            let line = if i % 4 == 0 {
+                piece(&mut next)
+            } else {
+                let (out, input) = (piece(&mut next), piece(&mut next));
+                let f = ["(60)", "(1)", "(0)", "60"][(next() % 4) as usize];
+                let m = ["sum", "p999", "count", "median"][(next() % 4) as usize];
+                format!("{out} {f} = {m} {input}")
+            };
+            if let Ok(tables) = convert_text(&line, "soup.conf", 5) {
+                converted += usize::from(!tables.is_empty());
+                let full = format!("[alerting]\nstore = ''\n{tables}");
+                if let Err(e) = crate::config::Config::parse(&full, Path::new("t.toml")) {
+                    panic!("{line:?} converted to tables that fail: {e}\n{tables}");
+                }
+            }
+        }
+        assert!(converted > 100, "only {converted} lines converted");
     }
 }

@@ -272,11 +272,6 @@ impl Router {
                 }
                 continue;
             }
-            let key: Option<String> = rule.hash_key.as_ref().and_then(|template| {
-                let re = rule.matcher.regex_for(&current)?;
-                template.apply(re, &current)
-            });
-            let key = key.as_deref().unwrap_or(&current);
             if let Some(v) = &rule.validate {
                 // The answer depends on more than the name.
                 out.data_dependent = true;
@@ -290,6 +285,12 @@ impl Router {
                     continue;
                 }
             }
+            // Only for a rule that sends: a refused line needs no key.
+            let key: Option<String> = rule.hash_key.as_ref().and_then(|template| {
+                let re = rule.matcher.regex_for(&current)?;
+                template.apply(re, &current)
+            });
+            let key = key.as_deref().unwrap_or(&current);
             self.send(&rule.to, key, name_ref, healthy, out);
             if self.stops_at(rule) {
                 break;
