@@ -496,6 +496,9 @@ pub async fn run(relay: Arc<Relay>, token: CancellationToken) {
             return;
         }
         dispatcher.flush().await;
+        // A tick's aggregates are all there is until the next one: live
+        // checks get them now.
+        dispatcher.on_idle();
     }
 }
 

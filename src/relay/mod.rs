@@ -468,6 +468,11 @@ impl Dispatcher {
     /// Routes an aggregate of the table's aggregation `aggregation` to
     /// that rule's clusters.
     pub fn dispatch_to(&mut self, m: &Metric<'_>, aggregation: usize) -> bool {
+        // Live checks see aggregates like any metric (a sum of failed
+        // logins over hosts, say).
+        if let Some(tap) = &mut self.tap {
+            tap.offer(&m.name, None, m.value, m.timestamp);
+        }
         let table = &self.table;
         let healthy = |d: usize| table.dests[d].is_healthy();
         table
@@ -480,6 +485,9 @@ impl Dispatcher {
     /// (carbon-aggregator's output), without the memo: its answers are
     /// for walks that meet them.
     pub fn dispatch_past_aggregates(&mut self, m: &Metric<'_>) -> bool {
+        if let Some(tap) = &mut self.tap {
+            tap.offer(&m.name, None, m.value, m.timestamp);
+        }
         let table = &self.table;
         let healthy = |d: usize| table.dests[d].is_healthy();
         self.routes.skip_aggregates = true;

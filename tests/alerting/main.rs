@@ -520,3 +520,38 @@ async fn reload_keeps_the_state_of_changed_and_unchanged_checks() {
         "no second notification for the same breach"
     );
 }
+
+/// Security teams' use: an aggregate rule sums failed logins over every
+/// host, and a live check alerts on the sum, which no single host's
+/// series reaches.
+#[tokio::test]
+async fn a_check_on_an_aggregate_alerts_on_the_sum_over_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sink, hook) = (Sink::start().await, Hook::start().await);
+    let checks = format!(
+        "[[aggregate]]\nregex = '^auth\\.[^.]+\\.sshd\\.failed$'\nevery_secs = 1\nexpire_secs = 2\n\
+         compute = [{{ function = \"sum\", write_to = \"auth.all.sshd.failed\" }}]\nsend_to = [\"out\"]\n{}",
+        http_check("logins", "auth.all.sshd.failed", &hook, "")
+    );
+    let app = App::start(config(&dir.path().join("cw.db"), &sink, &checks))
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // 4 failures on each of 3 hosts: each below warn = 5, the sum 12.
+    let mut lines = String::new();
+    for h in 1..=3 {
+        for _ in 0..4 {
+            lines += &format!("auth.web{h}.sshd.failed 1 {now}\n");
+        }
+    }
+    send(&app, &lines).await;
+    let bodies = hook.wait(1).await;
+    let alert = &bodies[0]["alerts"][0];
+    assert_eq!(alert["target"], "auth.all.sshd.failed");
+    assert_eq!(alert["value"], 12.0);
+    assert_eq!(alert["toType"], "ERROR");
+    app.shutdown().await;
+}
