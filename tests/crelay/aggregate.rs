@@ -12,7 +12,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::common::signal;
-use super::live::{free_port, start, Sink};
+use super::live::{connect_unix, free_port, start, Sink};
 
 const DESTINATIONS: usize = 3;
 const EVERY: i64 = 3;
@@ -83,7 +83,7 @@ fn run(relay: &str, dir: &std::path::Path) -> Vec<Vec<String>> {
     std::fs::write(&conf, text).unwrap();
     let child = start(relay, &conf, port);
     let base = unix_now().div_euclid(EVERY) * EVERY - EVERY;
-    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let mut c = connect_unix(&sock);
     c.write_all(&input(base)).unwrap();
     drop(c);
     // The last bucket falls due 7 s after it starts, plus a splay under

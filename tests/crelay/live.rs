@@ -74,6 +74,23 @@ impl Sink {
     }
 }
 
+/// Connects to a relay's unix socket, which it may bind a moment after
+/// the TCP port that `start` waited for.
+pub fn connect_unix(path: &std::path::Path) -> std::os::unix::net::UnixStream {
+    let start = Instant::now();
+    loop {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(c) => return c,
+            Err(e) => assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{}: {e}",
+                path.display()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -173,7 +190,7 @@ fn run(relay: &str, dir: &std::path::Path) -> Vec<Vec<String>> {
     let conf = dir.join(format!("{relay}.conf"));
     std::fs::write(&conf, text).unwrap();
     let child = start(relay, &conf, port);
-    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let mut c = connect_unix(&sock);
     c.write_all(&input()).unwrap();
     drop(c);
     let want = expected(&conf);
